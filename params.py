@@ -68,7 +68,7 @@ class TrainLocalizeParams:
     BATCH_SIZE = 128
     LEARNING_RATE = 3e-3
     WEIGHT_DECAY = 1e-4
-    WIDTH = 32  # channels of the first block; the others are multiples of it
+    WIDTH = 16  # channels of the first block; the others are multiples of it
     INIT_MODEL = ""  # path of a trained model to start from (incremental learning), "" = scratch
 
 
@@ -78,7 +78,7 @@ class TrainOCRParams:
     BATCH_SIZE = 128
     LEARNING_RATE = 3e-3
     WEIGHT_DECAY = 1e-4
-    WIDTH = 32
+    WIDTH = 16
     INIT_MODEL = ""
 
 

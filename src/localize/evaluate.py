@@ -1,0 +1,63 @@
+"""evaluate_localize: corner and IoU metrics of the localizer on the validation scenes."""
+
+import numpy as np
+import torch
+
+import params
+from src.datasets.build import load_meta, load_split
+from src.models.geometry import corner_errors, quad_iou
+from src.models.networks import Localizer
+from src.stack.reader import PRESENT_THRESHOLD
+from src.utils import validate
+from src.utils.errors import run_main
+from src.utils.metrics import write_metrics
+from src.utils.models import load_trained
+from src.utils.plots import GREEN, RED, BLUE, log_images, overlay
+
+DATA_DIR = "data/prepared/localize"
+OUT_DIR = "out/evaluations/localize"
+
+
+@torch.inference_mode()
+def predict(model: Localizer, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    corners, present = [], []
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(images[start:start + batch_size]).unsqueeze(1)
+        heatmaps, logits = model(batch)
+        corners.append(Localizer.corners(heatmaps, model.config["input_size"]).numpy())
+        present.append(torch.sigmoid(logits).numpy())
+    return np.concatenate(corners), np.concatenate(present)
+
+
+def main() -> None:
+    validate.integer(params.EvaluateParams, "BATCH_SIZE", 1)
+    validate.integer(params.EvaluateParams, "NUM_PLOT_IMAGES", 0)
+    model, _ = load_trained("out/models/localize/model.pt")
+    meta = load_meta(DATA_DIR)
+    val = load_split(DATA_DIR, "val")
+    torch.set_num_threads(torch.get_num_threads())
+    pred, present_p = predict(model, val["images"], params.EvaluateParams.BATCH_SIZE)
+    has = val["present"]
+    ious = np.array([quad_iou(p, t) for p, t in zip(pred[has], val["corners"][has])])
+    errors = corner_errors(pred[has], val["corners"][has]) / meta["scale"]  # in scene pixels
+    metrics = {
+        "mean_iou": float(ious.mean()) if len(ious) else 0.0,
+        "iou50_acc": float((ious >= 0.5).mean()) if len(ious) else 0.0,
+        "iou75_acc": float((ious >= 0.75).mean()) if len(ious) else 0.0,
+        "corner_err_px": float(errors.mean()) if len(errors) else 0.0,
+        "present_acc": float(((present_p > PRESENT_THRESHOLD) == has).mean()),
+        "val_images": int(len(has)),
+    }
+    write_metrics(f"{OUT_DIR}/metrics.json", metrics)
+    samples = {}
+    for i in range(min(params.EvaluateParams.NUM_PLOT_IMAGES, len(has))):
+        ok = has[i] == (present_p[i] > PRESENT_THRESHOLD) and (not has[i] or quad_iou(pred[i], val["corners"][i]) >= 0.75)
+        quads = ([(val["corners"][i], BLUE)] if has[i] else []) + [(pred[i], GREEN if ok else RED)]
+        caption = f"p(plate)={present_p[i]:.2f} {'ok' if ok else 'wrong'}"
+        samples[f"val_{i}.png"] = overlay(val["images"][i], quads, caption, GREEN if ok else RED, scale=4)
+    log_images(OUT_DIR, samples)
+    print(f"evaluate_localize: {metrics}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,58 @@
+"""Quad geometry for metrics: polygon IoU of two convex quads, corner errors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _area(poly: np.ndarray) -> float:
+    if len(poly) < 3:
+        return 0.0
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _orient_ccw(poly: np.ndarray) -> np.ndarray:
+    x, y = poly[:, 0], poly[:, 1]
+    signed = np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))
+    return poly if signed >= 0 else poly[::-1]
+
+
+def _clip(subject: np.ndarray, clipper: np.ndarray) -> np.ndarray:
+    """Sutherland-Hodgman: the part of polygon `subject` inside convex CCW polygon `clipper`."""
+    output = list(subject)
+    for i in range(len(clipper)):
+        a, b = clipper[i], clipper[(i + 1) % len(clipper)]
+        inputs, output = output, []
+        if not inputs:
+            break
+        def inside(p):
+            return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) >= 0
+        def cross_point(p, q):
+            d1, d2 = q - p, b - a
+            denom = d1[0] * d2[1] - d1[1] * d2[0]
+            t = ((a[0] - p[0]) * d2[1] - (a[1] - p[1]) * d2[0]) / denom if denom else 0.0
+            return p + t * d1
+        prev = inputs[-1]
+        for cur in inputs:
+            if inside(cur):
+                if not inside(prev):
+                    output.append(cross_point(prev, cur))
+                output.append(cur)
+            elif inside(prev):
+                output.append(cross_point(prev, cur))
+            prev = cur
+    return np.array(output).reshape(-1, 2)
+
+
+def quad_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two convex quads (4, 2); a self-crossing prediction scores low."""
+    a, b = _orient_ccw(np.asarray(a, np.float64)), _orient_ccw(np.asarray(b, np.float64))
+    inter = _area(_clip(a, b))
+    union = _area(a) + _area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def corner_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Mean Euclidean distance between matching corners, per sample: (N, 4, 2) x2 -> (N,)."""
+    return np.linalg.norm(np.asarray(pred) - np.asarray(true), axis=-1).mean(-1)

@@ -1,0 +1,137 @@
+"""The two networks: a corner localizer and a CTC plate reader, both small enough for a CPU.
+
+Each model stores its own constructor arguments (`config`) so a saved file rebuilds itself
+(`load_model`), and takes uint8-range float images (B, 1, H, W); normalisation happens inside.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# CTC alphabet: index 0 is the blank; canton letters are characters like digits are.
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+BLANK = 0
+
+
+def conv_bn(cin: int, cout: int, stride=1, kernel=3) -> nn.Sequential:
+    padding = kernel // 2 if isinstance(kernel, int) else tuple(k // 2 for k in kernel)
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    return images.float() * (1 / 127.5) - 1
+
+
+class Localizer(nn.Module):
+    """Scene (B, 1, S, S) -> 4 corner heatmaps at stride 4 and a plate-present logit.
+
+    Corners are read from the heatmaps by soft-argmax, which keeps sub-pixel precision while the
+    convolutions stay translation-equivariant (better than regressing coordinates from a flat
+    vector). A top-down path brings context from the coarse 1/16 map back to 1/4, where the
+    heatmaps live. No convolution runs at full resolution: that is what keeps it cheap on a CPU.
+    """
+
+    def __init__(self, width: int = 16, input_size: int = 64):
+        super().__init__()
+        self.config = {"width": width, "input_size": input_size}
+        w = width
+        self.down2 = nn.Sequential(conv_bn(1, w, 2), conv_bn(w, 2 * w, 2))  # 1/4
+        self.down3 = nn.Sequential(conv_bn(2 * w, 4 * w, 2), conv_bn(4 * w, 4 * w))  # 1/8
+        self.down4 = nn.Sequential(conv_bn(4 * w, 4 * w, 2), conv_bn(4 * w, 4 * w))  # 1/16
+        self.lat3 = nn.Conv2d(4 * w, 4 * w, 1)
+        self.lat2 = nn.Conv2d(4 * w, 2 * w, 1)
+        self.head = nn.Sequential(conv_bn(2 * w, 2 * w), nn.Conv2d(2 * w, 4, 1))
+        self.present = nn.Linear(4 * w, 1)
+
+    def forward(self, images: torch.Tensor):
+        """Returns (heatmap logits (B, 4, S/4, S/4), present logits (B,))."""
+        x2 = self.down2(normalise(images))
+        x3 = self.down3(x2)
+        x4 = self.down4(x3)
+        up3 = x3 + F.interpolate(self.lat3(x4), size=x3.shape[-2:], mode="nearest")
+        up2 = x2 + F.interpolate(self.lat2(up3), size=x2.shape[-2:], mode="nearest")
+        return self.head(up2), self.present(x4.amax((2, 3))).squeeze(1)
+
+    @staticmethod
+    def corners(heatmaps: torch.Tensor, input_size: int) -> torch.Tensor:
+        """Soft-argmax: heatmap logits (B, 4, h, w) -> corners (B, 4, 2) in input pixels."""
+        b, k, h, w = heatmaps.shape
+        prob = heatmaps.float().flatten(2).softmax(-1).view(b, k, h, w)
+        stride_x, stride_y = input_size / w, input_size / h
+        xs = (torch.arange(w, dtype=prob.dtype, device=prob.device) + 0.5) * stride_x
+        ys = (torch.arange(h, dtype=prob.dtype, device=prob.device) + 0.5) * stride_y
+        x = (prob.sum(2) * xs).sum(-1)
+        y = (prob.sum(3) * ys).sum(-1)
+        return torch.stack([x, y], -1)
+
+
+class PlateOCR(nn.Module):
+    """Rectified crop (B, 1, H, W) -> per-column class logits (T=W/4, B, len(ALPHABET)+1)."""
+
+    def __init__(self, width: int = 16, crop_height: int = 32, crop_width: int = 128):
+        super().__init__()
+        self.config = {"width": width, "crop_height": crop_height, "crop_width": crop_width}
+        w = width
+        self.features = nn.Sequential(
+            conv_bn(1, w, 2),  # H/2, W/2
+            conv_bn(w, 2 * w, 2),  # H/4, W/4
+            conv_bn(2 * w, 2 * w),
+            nn.MaxPool2d((2, 1)),  # H/8: columns stay at W/4, one CTC step each
+            conv_bn(2 * w, 4 * w),
+        )
+        rows = crop_height // 8
+        # Collapse the height into features per column, then mix neighbouring columns.
+        self.collapse = conv_bn(4 * w, 4 * w, 1, kernel=(rows, 1))
+        self.sequence = nn.Sequential(
+            nn.Conv1d(4 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv1d(4 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True),
+        )
+        self.classify = nn.Conv1d(4 * w, len(ALPHABET) + 1, 1)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        x = self.collapse(self.features(normalise(crops)))  # (B, C, rows', T)
+        x = x.mean(2)  # (B, C, T): any leftover rows
+        x = self.classify(self.sequence(x) + x)
+        return x.permute(2, 0, 1)  # (T, B, classes) as CTCLoss expects
+
+
+def encode_text(text: str) -> list[int]:
+    return [ALPHABET.index(c) + 1 for c in text]
+
+
+def ctc_greedy_decode(logits: torch.Tensor) -> list[tuple[str, float]]:
+    """Best path decoding: (T, B, C) logits -> [(text, confidence)] per sample.
+
+    Confidence is the product over time steps of the best class probability, i.e. the
+    probability of the decoded path; it is low when any column is ambiguous.
+    """
+    prob = logits.float().softmax(-1)
+    best_p, best = prob.max(-1)  # (T, B)
+    conf = best_p.clamp_min(1e-12).log().sum(0).exp()
+    results = []
+    for b in range(best.shape[1]):
+        path = best[:, b].tolist()
+        chars, prev = [], BLANK
+        for idx in path:
+            if idx != prev and idx != BLANK:
+                chars.append(ALPHABET[idx - 1])
+            prev = idx
+        results.append(("".join(chars), float(conf[b])))
+    return results
+
+
+MODELS = {"Localizer": Localizer, "PlateOCR": PlateOCR}
+
+
+def save_model(model: nn.Module, path, extra: dict | None = None) -> None:
+    """A model file: class name, constructor config, weights (and metadata such as crop margin)."""
+    torch.save({"class": type(model).__name__, "config": model.config,
+                "state_dict": model.state_dict(), "extra": extra or {}}, path)
+
+
+def load_model(path, map_location="cpu") -> tuple[nn.Module, dict]:
+    blob = torch.load(path, map_location=map_location, weights_only=True)
+    model = MODELS[blob["class"]](**blob["config"])
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), blob["extra"]

@@ -1,0 +1,95 @@
+"""prepare_ocr: scenes -> plate crops rectified from the true corners (with jitter) + text labels.
+
+The jitter moves each corner by up to CORNER_JITTER of the plate's size, so the OCR learns to
+read the slightly off crops the localizer's predicted corners give in the stack.
+Writes data/prepared/ocr/{train,val}/{images,texts}.npy and meta.json.
+"""
+
+from functools import partial
+
+import numpy as np
+import torch
+
+import params
+from src.datasets.build import build, item_rng, split_sizes, write_splits
+from src.datasets.scenes import make_scene, validate_generator_params
+from src.models.rectify import rectify
+from src.utils import validate
+from src.utils.errors import UserError, run_main
+from src.utils.plots import log_images, overlay
+
+OUT_DIR = "data/prepared/ocr"
+PLOTS_DIR = "out/prepared/ocr"
+NUM_SAMPLES = 8
+MAX_TEXT = 8  # canton (2) + number (up to 6)
+
+
+def validate_params() -> None:
+    validate.integer(params, "SEED")
+    validate.boolean(params, "MULTIPROCESSING")
+    validate.integer(params, "SCENE_SIZE", 32, 4096)
+    validate_generator_params(params.GeneratorParams)
+    if params.GeneratorParams.NO_PLATE_RATE >= 1:
+        raise UserError("params.py:GeneratorParams.NO_PLATE_RATE = 1 leaves no plates for the OCR set: "
+                        "use a value below 1")
+    p = params.PrepareOCRParams
+    validate.integer(p, "SEED")
+    validate.integer(p, "MAX_IMAGES", 2)
+    validate.number(p, "VAL_SPLIT", 0, 1, low_open=True, high_open=True)
+    validate.integer(p, "CROP_HEIGHT", 8, 256)
+    if p.CROP_HEIGHT % 8:
+        raise UserError(f"params.py:PrepareOCRParams.CROP_HEIGHT = {p.CROP_HEIGHT}: expected a multiple of 8")
+    validate.integer(p, "CROP_WIDTH", 8 * MAX_TEXT, 1024)  # CTC needs ~2 steps per char
+    if p.CROP_WIDTH % 4:
+        raise UserError(f"params.py:PrepareOCRParams.CROP_WIDTH = {p.CROP_WIDTH}: expected a multiple of 4")
+    validate.number(p, "CROP_MARGIN", 0, 0.5)
+    validate.number(p, "CORNER_JITTER", 0, 0.25)
+
+
+def jitter_corners(corners: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Move each corner by up to `amount` of the plate's width (x) and height (y)."""
+    width = np.linalg.norm(corners[1] - corners[0])
+    height = np.linalg.norm(corners[3] - corners[0])
+    noise = rng.uniform(-amount, amount, size=(4, 2)) * np.array([width, height])
+    return (corners + noise).astype(np.float32)
+
+
+def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
+               crop_h: int, crop_w: int, margin: float, jitter: float) -> dict[str, np.ndarray]:
+    scenes, corners, texts = [], [], []
+    for index in range(start, stop):
+        rng = item_rng(base_seed, stage_seed, index)
+        scene = make_scene(rng, gen, scene_size)
+        while not scene.present:  # the OCR set holds plates only; draw again from the same RNG
+            scene = make_scene(rng, gen, scene_size)
+        scenes.append(scene.image)
+        corners.append(jitter_corners(scene.corners, jitter, rng))
+        texts.append(scene.canton + scene.number)
+    crops = rectify(torch.from_numpy(np.stack(scenes)).unsqueeze(1), torch.from_numpy(np.stack(corners)),
+                    crop_h, crop_w, margin)
+    images = crops.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
+    return {"images": images, "texts": np.array(texts, dtype=f"<U{MAX_TEXT}")}
+
+
+def main() -> None:
+    validate_params()
+    p = params.PrepareOCRParams
+    data = build(p.MAX_IMAGES, partial(make_chunk, base_seed=params.SEED, stage_seed=p.SEED,
+                                       gen=params.GeneratorParams, scene_size=params.SCENE_SIZE,
+                                       crop_h=p.CROP_HEIGHT, crop_w=p.CROP_WIDTH, margin=p.CROP_MARGIN,
+                                       jitter=p.CORNER_JITTER),
+                 params.MULTIPROCESSING, "prepare_ocr")
+    n_train, n_val = split_sizes(p.MAX_IMAGES, p.VAL_SPLIT)
+    splits = {"train": {k: v[:n_train] for k, v in data.items()},
+              "val": {k: v[n_train:] for k, v in data.items()}}
+    meta = {"crop_height": p.CROP_HEIGHT, "crop_width": p.CROP_WIDTH, "crop_margin": p.CROP_MARGIN,
+            "train": n_train, "val": n_val}
+    write_splits(OUT_DIR, splits, meta)
+    samples = {f"val_{i}.png": overlay(data["images"][n_train + i], caption=str(data["texts"][n_train + i]))
+               for i in range(min(NUM_SAMPLES, n_val))}
+    log_images(PLOTS_DIR, samples)
+    print(f"prepare_ocr: {n_train} train + {n_val} val crops -> {OUT_DIR}")
+
+
+if __name__ == "__main__":
+    run_main(main)

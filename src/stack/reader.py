@@ -1,0 +1,113 @@
+"""The PlateReader: scene -> localizer -> rectifier -> OCR -> format check.
+
+One implementation, used by evaluate_stack, the CLI (src/stack/predict.py), the MLEM package
+(src/save_stack.py) and the HTTP server. Images are (H, W) grayscale or (H, W, 3|4) colour uint8
+arrays of any size; answers are plain JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import torch
+from PIL import Image
+
+from src.models.networks import Localizer, ctc_greedy_decode
+from src.models.preprocess import fit_square
+from src.models.rectify import rectify
+from src.utils.errors import UserError
+from src.utils.models import load_trained
+
+# The Swiss format: a canton code then 1-6 digits. Checked against all 26 codes, whatever subset
+# the generator was configured with, because that is what a real plate can carry.
+CANTONS = frozenset("AG AI AR BE BL BS FR GE GL GR JU LU NE NW OW SG SH SO SZ TG TI UR VD VS ZG ZH".split())
+PLATE_FORMAT = re.compile(r"^([A-Z]{2})([0-9]{1,6})$")
+PRESENT_THRESHOLD = 0.5  # plate-present probability above which the localizer's corners are used
+
+
+def parse_plate(text: str) -> tuple[str, str] | None:
+    """(canton, number) if `text` is a valid Swiss plate, else None."""
+    match = PLATE_FORMAT.match(text)
+    if not match or match.group(1) not in CANTONS or match.group(2).startswith("0"):
+        return None
+    return match.group(1), match.group(2)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W) | (H, W, 3) | (H, W, 4) uint8 -> (H, W) uint8 (alpha composited on white)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise UserError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got shape {image.shape}")
+    mode = "RGBA" if image.shape[2] == 4 else "RGB"
+    pil = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode)
+    if mode == "RGBA":
+        white = Image.new("RGBA", pil.size, (255, 255, 255, 255))
+        pil = Image.alpha_composite(white, pil)
+    return np.asarray(pil.convert("L"))
+
+
+class PlateReader:
+    """Reads Swiss plates from scenes with a trained localizer and OCR model."""
+
+    def __init__(self, localizer: Localizer, ocr: torch.nn.Module, ocr_extra: dict):
+        self.localizer = localizer.eval()
+        self.ocr = ocr.eval()
+        self.input_size = localizer.config["input_size"]
+        self.crop_height = ocr.config["crop_height"]
+        self.crop_width = ocr.config["crop_width"]
+        self.crop_margin = float(ocr_extra.get("crop_margin", 0.0))
+
+    @classmethod
+    def load(cls, models_dir: str | os.PathLike = "out/models") -> "PlateReader":
+        localizer, _ = load_trained(os.path.join(models_dir, "localize", "model.pt"))
+        ocr, ocr_extra = load_trained(os.path.join(models_dir, "ocr", "model.pt"))
+        return cls(localizer, ocr, ocr_extra)
+
+    @torch.inference_mode()
+    def read(self, images: list[np.ndarray]) -> list[dict]:
+        """Read a batch of scenes; one answer dict per image, in order."""
+        if not images:
+            return []
+        grays = [to_gray(image) for image in images]
+        inputs, scales = zip(*(fit_square(Image.fromarray(g), self.input_size) for g in grays))
+        batch = torch.from_numpy(np.stack(inputs)).unsqueeze(1)
+        heatmaps, present_logits = self.localizer(batch)
+        corners = Localizer.corners(heatmaps, self.input_size) / torch.tensor(scales).view(-1, 1, 1)
+        present = torch.sigmoid(present_logits).tolist()
+
+        texts = ctc_greedy_decode(self.ocr(self.crops(grays, corners)))
+
+        answers = []
+        for i, (text, text_conf) in enumerate(texts):
+            parsed = parse_plate(text) if present[i] > PRESENT_THRESHOLD else None
+            if parsed is None:
+                # No plate, or text that is not a Swiss plate: report nothing rather than a guess.
+                answers.append({"plate": None, "canton": None, "number": None,
+                                "confidence": round(1 - present[i] * text_conf, 4), "corners": None})
+                continue
+            answers.append({"plate": f"{parsed[0]} {parsed[1]}", "canton": parsed[0], "number": parsed[1],
+                            "confidence": round(present[i] * text_conf, 4),
+                            "corners": [[round(float(x), 2), round(float(y), 2)] for x, y in corners[i]]})
+        return answers
+
+    def crops(self, grays: list[np.ndarray], corners: torch.Tensor) -> torch.Tensor:
+        """Rectified plate crops (B, 1, h, w) float from grayscale scenes and corners in their pixels."""
+        crops = torch.empty(len(grays), 1, self.crop_height, self.crop_width)
+        # Rectify scenes of one size together (a batch from one camera is usually one size).
+        by_shape: dict[tuple, list[int]] = {}
+        for i, gray in enumerate(grays):
+            by_shape.setdefault(gray.shape, []).append(i)
+        for idx in by_shape.values():
+            scenes = torch.from_numpy(np.stack([grays[i] for i in idx])).unsqueeze(1)
+            crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin)
+        return crops
+
+    def predict(self, image: np.ndarray) -> dict:
+        """Read one scene (the method MLEM serves)."""
+        return self.read([image])[0]

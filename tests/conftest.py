@@ -1,0 +1,70 @@
+"""Shared fixtures: a throwaway copy of the repository to run real DVC commands in."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's python and dvc
+
+
+def tool_env() -> dict:
+    """Environment where `python` and `dvc` are this venv's, whatever PATH the test started with."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GIT_AUTHOR_NAME", "test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
+    env.setdefault("GIT_COMMITTER_NAME", "test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.com")
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def run(args, cwd, check=True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the project's source files (tracked and new, not ignored) into a fresh git repo."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("data/", "out/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "copy"], dest)
+    return dest
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    return copy_repo(tmp_path / "repo")
+
+
+def set_params(repo: Path, **values) -> None:
+    """Rewrite params.py in `repo`: set_params(repo, **{"PrepareOCRParams.MAX_IMAGES": 64})."""
+    import re
+
+    path = repo / "params.py"
+    text = path.read_text()
+    for key, value in values.items():
+        cls, _, attr = key.rpartition(".")
+        if cls:
+            block = re.search(rf"^class {cls}\b.*?(?=^class |\Z)", text, re.S | re.M)
+            assert block, f"no class {cls} in params.py"
+            new_block, n = re.subn(rf"^(\s+{attr} = ).*$", rf"\g<1>{value!r}", block.group(0), count=1, flags=re.M)
+            text = text[:block.start()] + new_block + text[block.end():]
+        else:
+            text, n = re.subn(rf"^({attr} = ).*$", rf"\g<1>{value!r}", text, count=1, flags=re.M)
+        assert n == 1, f"no parameter {key} in params.py"
+    path.write_text(text)

@@ -1,0 +1,158 @@
+"""Networks, rectifier, CTC decoding and the shared training loop (resume, NaN guard, init)."""
+
+import numpy as np
+import pytest
+import torch
+
+from src.localize.train import localize_loss
+from src.models.geometry import quad_iou
+from src.models.networks import ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, load_model, save_model
+from src.models.rectify import rectify
+from src.models.training import train
+from src.ocr.train import ctc_loss, encode_targets
+from src.utils.errors import UserError
+
+
+def test_shapes():
+    loc = Localizer(width=8, input_size=64).eval()
+    heatmaps, present = loc(torch.zeros(3, 1, 64, 64))
+    assert heatmaps.shape == (3, 4, 16, 16) and present.shape == (3,)
+    assert Localizer.corners(heatmaps, 64).shape == (3, 4, 2)
+    ocr = PlateOCR(width=8, crop_height=32, crop_width=128).eval()
+    assert ocr(torch.zeros(2, 1, 32, 128)).shape == (32, 2, len(ALPHABET) + 1)
+
+
+def test_soft_argmax_finds_a_peak():
+    heatmaps = torch.full((1, 4, 16, 16), -30.0)
+    heatmaps[0, 0, 3, 5] = 30  # row 3, column 5 -> centre (5.5, 3.5) cells -> x 22, y 14 at stride 4
+    corners = Localizer.corners(heatmaps, 64)
+    assert torch.allclose(corners[0, 0], torch.tensor([22.0, 14.0]), atol=1e-3)
+
+
+def test_rectify_unwarps_a_known_quad():
+    # A 40 x 20 white rectangle with a black left half, rotated by 90 degrees: the corner order
+    # decides the orientation, so the crop must come out upright with black on the left.
+    scene = torch.zeros(1, 1, 100, 100)
+    scene[..., 30:70, 40:60] = 255  # 20 wide, 40 tall
+    scene[..., 30:50, 40:60] = 0    # the top half black; after unwarp with TL at bottom-left...
+    # Plate's TL, TR, BR, BL: the plate runs upwards, its left side at the bottom.
+    corners = torch.tensor([[[40.0, 70.0], [40.0, 30.0], [60.0, 30.0], [60.0, 70.0]]])
+    crop = rectify(scene, corners, 20, 40)[0, 0]
+    assert crop.shape == (20, 40)
+    assert crop[:, :18].mean() > 250 and crop[:, 22:].mean() < 5  # bottom (white) is now the left
+
+
+def test_rectify_identity_and_downscale():
+    scene = torch.arange(64 * 256, dtype=torch.float32).view(1, 1, 64, 256) % 251
+    corners = torch.tensor([[[0.0, 0.0], [256.0, 0.0], [256.0, 64.0], [0.0, 64.0]]])
+    same = rectify(scene, corners, 64, 256)
+    assert torch.allclose(same, scene, atol=1e-3)
+    half = rectify(scene, corners, 32, 128)  # box-filtered by 2, then sampled at the cell centres
+    assert torch.allclose(half, torch.nn.functional.avg_pool2d(scene, 2), atol=1e-3)
+
+
+def test_ctc_greedy_decode_collapses_repeats_and_blanks():
+    path = [0, encode_text("Z")[0], encode_text("Z")[0], 0, encode_text("H")[0], 0,
+            encode_text("1")[0], 0, encode_text("1")[0], encode_text("1")[0]]
+    logits = torch.full((len(path), 1, len(ALPHABET) + 1), -10.0)
+    for t, k in enumerate(path):
+        logits[t, 0, k] = 10.0
+    (text, conf), = ctc_greedy_decode(logits)
+    assert text == "ZH11"
+    assert 0.99 < conf <= 1.0
+    logits[4, 0, :] = 0.0  # one ambiguous step lowers the confidence
+    assert ctc_greedy_decode(logits)[0][1] < 0.1
+
+
+def test_quad_iou():
+    a = np.array([[0, 0], [4, 0], [4, 2], [0, 2]], float)
+    assert quad_iou(a, a) == pytest.approx(1.0)
+    assert quad_iou(a, a + [2, 0]) == pytest.approx(4 / 12)
+    assert quad_iou(a, a[::-1]) == pytest.approx(1.0)  # orientation does not matter
+
+
+def test_save_and_load_model(tmp_path):
+    model = PlateOCR(width=8)
+    save_model(model, tmp_path / "m.pt", {"crop_margin": 0.1})
+    loaded, extra = load_model(tmp_path / "m.pt")
+    assert extra == {"crop_margin": 0.1} and loaded.config == model.config
+    x = torch.rand(2, 1, 32, 128) * 255
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+class TinyParams:
+    SEED = 7
+    EPOCHS = 3
+    BATCH_SIZE = 16
+    LEARNING_RATE = 3e-3
+    WEIGHT_DECAY = 1e-4
+    WIDTH = 4
+    INIT_MODEL = ""
+
+
+def ocr_data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    texts = np.array(["ZH" + "".join(rng.choice(list("0123456789"), 3)) for _ in range(n)])
+    targets, lengths = encode_targets(texts)
+    return {"images": rng.integers(0, 256, (n, 32, 128), dtype=np.uint8), "targets": targets, "lengths": lengths}
+
+
+def run_train(tmp_path, p=TinyParams, loss_fn=ctc_loss):
+    return train(name="test", p=p, make_model=lambda: PlateOCR(width=p.WIDTH), loss_fn=loss_fn, train=ocr_data(),
+                 val=ocr_data(32, 1), run_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path / "ckpt"),
+                 model_path=str(tmp_path / "model" / "model.pt"), model_extra={})
+
+
+def weights(path):
+    return load_model(path)[0].state_dict()
+
+
+def test_interrupted_training_resumes_to_the_same_model(tmp_path):
+    straight = run_train(tmp_path / "a")
+    reference = weights(tmp_path / "a" / "model" / "model.pt")
+
+    calls = {"n": 0}
+
+    def dies_in_epoch_2(model, images, labels):  # epoch 1 = 4 train + 2 val calls; 7 is in epoch 2
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt  # what a kill looks like to the loop: no checkpoint for epoch 2
+        return ctc_loss(model, images, labels)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_train(tmp_path / "b", loss_fn=dies_in_epoch_2)
+    assert not (tmp_path / "b" / "model" / "model.pt").exists()
+    assert torch.load(tmp_path / "b" / "ckpt" / "last.pt", weights_only=False)["epoch"] == 1
+    resumed = run_train(tmp_path / "b")
+    assert resumed["final_val_loss"] == pytest.approx(straight["final_val_loss"], rel=1e-5)
+    for key, value in weights(tmp_path / "b" / "model" / "model.pt").items():
+        assert torch.allclose(value.float(), reference[key].float(), atol=1e-5), key
+    # The DVCLive history of the resumed run holds all three epochs.
+    rows = (tmp_path / "b" / "run" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
+    assert len(rows) == 1 + TinyParams.EPOCHS
+
+
+def test_nan_loss_stops_with_remedies(tmp_path):
+    def nan_loss(model, images, labels):
+        return ctc_loss(model, images, labels) * float("nan")
+
+    with pytest.raises(UserError, match="LEARNING_RATE.*BATCH_SIZE.*INIT_MODEL"):
+        run_train(tmp_path, loss_fn=nan_loss)
+
+
+def test_init_model_must_match(tmp_path):
+    save_model(Localizer(width=4), tmp_path / "loc.pt")
+
+    class FromLocalizer(TinyParams):
+        INIT_MODEL = str(tmp_path / "loc.pt")
+
+    with pytest.raises(UserError, match="INIT_MODEL.*Localizer"):
+        run_train(tmp_path, p=FromLocalizer)
+
+
+def test_localize_loss_prefers_the_true_corners():
+    model = Localizer(width=4, input_size=32)
+    corners = torch.tensor([[[4.0, 10.0], [28.0, 10.0], [28.0, 20.0], [4.0, 20.0]]])
+    labels = {"corners": corners, "present": torch.tensor([True])}
+    loss = localize_loss(model, torch.zeros(1, 32, 32, dtype=torch.uint8), labels)
+    assert torch.isfinite(loss) and loss > 0
