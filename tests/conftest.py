@@ -52,19 +52,20 @@ def repo_copy(tmp_path) -> Path:
 
 
 def set_params(repo: Path, **values) -> None:
-    """Rewrite params.py in `repo`: set_params(repo, **{"PrepareOCRParams.MAX_IMAGES": 64})."""
-    import re
+    """Rewrite params.py in `repo`: set_params(repo, **{"PrepareOCRParams.MAX_IMAGES": 64}).
+
+    Replaces the whole assignment (multi-line lists and dicts too), as `dvc exp run -S` would.
+    """
+    import ast
 
     path = repo / "params.py"
-    text = path.read_text()
     for key, value in values.items():
+        lines = path.read_text().splitlines(keepends=True)
         cls, _, attr = key.rpartition(".")
+        body = ast.parse("".join(lines)).body
         if cls:
-            block = re.search(rf"^class {cls}\b.*?(?=^class |\Z)", text, re.S | re.M)
-            assert block, f"no class {cls} in params.py"
-            new_block, n = re.subn(rf"^(\s+{attr} = ).*$", rf"\g<1>{value!r}", block.group(0), count=1, flags=re.M)
-            text = text[:block.start()] + new_block + text[block.end():]
-        else:
-            text, n = re.subn(rf"^({attr} = ).*$", rf"\g<1>{value!r}", text, count=1, flags=re.M)
-        assert n == 1, f"no parameter {key} in params.py"
-    path.write_text(text)
+            body = next(node.body for node in body if isinstance(node, ast.ClassDef) and node.name == cls)
+        node = next(n for n in body if isinstance(n, ast.Assign) and n.targets[0].id == attr)
+        indent = " " * node.col_offset
+        lines[node.lineno - 1:node.end_lineno] = [f"{indent}{attr} = {value!r}\n"]
+        path.write_text("".join(lines))

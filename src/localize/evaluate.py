@@ -48,14 +48,14 @@ def main() -> None:
         "present_acc": float(((present_p > PRESENT_THRESHOLD) == has).mean()),
         "val_images": int(len(has)),
     }
-    write_metrics(f"{OUT_DIR}/metrics.json", metrics)
     samples = {}
     for i in range(min(params.EvaluateParams.NUM_PLOT_IMAGES, len(has))):
         ok = has[i] == (present_p[i] > PRESENT_THRESHOLD) and (not has[i] or quad_iou(pred[i], val["corners"][i]) >= 0.75)
         quads = ([(val["corners"][i], BLUE)] if has[i] else []) + [(pred[i], GREEN if ok else RED)]
         caption = f"p(plate)={present_p[i]:.2f} {'ok' if ok else 'wrong'}"
         samples[f"val_{i}.png"] = overlay(val["images"][i], quads, caption, GREEN if ok else RED, scale=4)
-    log_images(OUT_DIR, samples)
+    log_images(OUT_DIR, samples)  # first: DVCLive clears its folder's metrics.json when it starts
+    write_metrics(f"{OUT_DIR}/metrics.json", metrics)
     print(f"evaluate_localize: {metrics}")
 
 

@@ -39,7 +39,6 @@ def main() -> None:
         "char_acc": 1.0 - errors / max(1, sum(len(t) for t in truth)),
         "val_images": len(truth),
     }
-    write_metrics(f"{OUT_DIR}/metrics.json", metrics)
     # Show mistakes first: they are what a reviewer wants to see.
     order = sorted(range(len(truth)), key=lambda i: pred[i] == truth[i])
     samples = {}
@@ -48,7 +47,8 @@ def main() -> None:
         caption = f"true {truth[i]}  read {pred[i] or '-'} ({results[i][1]:.2f})"
         samples[f"val_{rank}.png"] = overlay(val["images"][i], caption=caption,
                                              caption_color=GREEN if ok else RED)
-    log_images(OUT_DIR, samples)
+    log_images(OUT_DIR, samples)  # first: DVCLive clears its folder's metrics.json when it starts
+    write_metrics(f"{OUT_DIR}/metrics.json", metrics)
     print(f"evaluate_ocr: {metrics}")
 
 

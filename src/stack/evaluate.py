@@ -53,7 +53,6 @@ def main() -> None:
         "test_images": len(truth),
         "threads": torch.get_num_threads(),
     }
-    write_metrics(f"{OUT_DIR}/metrics.json", metrics)
     order = sorted(range(len(truth)), key=lambda i: bool(correct[i]))  # mistakes first
     samples = {}
     for rank, i in enumerate(order[:params.EvaluateParams.NUM_PLOT_IMAGES]):
@@ -65,7 +64,8 @@ def main() -> None:
         quads = ([(test["corners"][i], BLUE)] if has[i] else []) + [(a["corners"], GREEN if ok else RED)]
         caption = f"true {truth[i] or '(none)'}  read {a['plate'] or '(none)'} ({a['confidence']:.2f})"
         samples[f"test_{rank}.png"] = overlay(test["images"][i], quads, caption, GREEN if ok else RED, crop=crop)
-    log_images(OUT_DIR, samples)
+    log_images(OUT_DIR, samples)  # first: DVCLive clears its folder's metrics.json when it starts
+    write_metrics(f"{OUT_DIR}/metrics.json", metrics)
     print(f"evaluate_stack: {metrics}")
 
 

@@ -1,0 +1,86 @@
+"""The DVC pipeline end to end on tiny params, in a throwaway copy of the repository."""
+
+import hashlib
+import json
+
+import pytest
+
+from tests.conftest import run, set_params
+
+QUICK = ["dvc", "exp", "run",
+         "-S", "params.py:MULTIPROCESSING=False",
+         "-S", "params.py:PrepareLocalizeParams.MAX_IMAGES=256",
+         "-S", "params.py:PrepareOCRParams.MAX_IMAGES=256",
+         "-S", "params.py:PrepareStackParams.MAX_IMAGES=256",
+         "-S", "params.py:TrainLocalizeParams.EPOCHS=1",
+         "-S", "params.py:TrainOCRParams.EPOCHS=1"]
+
+METRIC_KEYS = {
+    "localize": {"mean_iou", "iou50_acc", "iou75_acc", "corner_err_px"},
+    "ocr": {"plate_acc", "char_acc"},
+    "stack": {"val_acc", "mean_iou", "plates_per_s"},
+}
+
+
+def digest(folder):
+    """md5 of every file under folder, by relative path."""
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_quick_command_runs_every_stage(repo_copy):
+    """The README's quick experiment, verbatim, through real `dvc exp run`."""
+    result = run(QUICK, repo_copy, timeout=900)
+    for model, keys in METRIC_KEYS.items():
+        metrics = json.loads((repo_copy / f"out/evaluations/{model}/metrics.json").read_text())
+        assert keys <= metrics.keys(), (model, metrics)
+        assert all(isinstance(metrics[k], (int, float)) for k in keys)
+    for model in ("localize", "ocr", "stack"):
+        assert list((repo_copy / f"out/prepared/{model}/plots/images").glob("*.png"))
+        assert list((repo_copy / f"out/evaluations/{model}/plots/images").glob("*.png"))
+    for model in ("localize", "ocr"):
+        assert (repo_copy / f"out/models/{model}/model.pt").is_file()
+        assert (repo_copy / f"out/checkpoints/{model}/last.pt").is_file()
+        assert list((repo_copy / f"out/runs/{model}/tensorboard").rglob("events.out.tfevents.*"))
+        assert (repo_copy / f"out/runs/{model}/plots/metrics/val/loss.tsv").is_file()
+    # The CLI reads a stack scene with the trained models and prints one JSON object.
+    from PIL import Image
+    import numpy as np
+    scene = np.load(repo_copy / "data/prepared/stack/test/images.npy")[0]
+    Image.fromarray(scene).save(repo_copy / "scene.png")
+    out = run(["python", "-m", "src.stack.predict", "scene.png"], repo_copy).stdout
+    answer = json.loads(out)
+    assert answer["file"] == "scene.png" and {"plate", "canton", "number", "confidence", "corners"} <= answer.keys()
+    status = run(["dvc", "status"], repo_copy).stdout
+    assert "changed" not in status, status
+
+
+def test_prepared_data_is_identical_with_and_without_multiprocessing(repo_copy):
+    sizes = {"PrepareLocalizeParams.MAX_IMAGES": 300, "PrepareOCRParams.MAX_IMAGES": 300,
+             "PrepareStackParams.MAX_IMAGES": 300}
+    stages = ["prepare_localize", "prepare_ocr", "prepare_stack"]
+    set_params(repo_copy, MULTIPROCESSING=True, **sizes)
+    run(["dvc", "repro", *stages], repo_copy, timeout=600)
+    parallel = digest(repo_copy / "data/prepared")
+    set_params(repo_copy, MULTIPROCESSING=False, **sizes)
+    run(["dvc", "repro", *stages], repo_copy, timeout=600)
+    assert digest(repo_copy / "data/prepared") == parallel
+    assert len(parallel) >= 12
+
+
+@pytest.mark.parametrize("module, key, value, message", [
+    ("src.localize.prepare", "PrepareLocalizeParams.MAX_IMAGES", -5, "PrepareLocalizeParams.MAX_IMAGES"),
+    ("src.localize.prepare", "PrepareLocalizeParams.VAL_SPLIT", 1.5, "PrepareLocalizeParams.VAL_SPLIT"),
+    ("src.ocr.prepare", "PrepareOCRParams.VAL_SPLIT", 0, "(0, 1)"),
+    ("src.ocr.prepare", "GeneratorParams.AUGMENTATIONS", {"xyz": 1}, "xyz"),
+    ("src.stack.prepare", "GeneratorParams.CANTONS", ["ZH", "XX"], "XX"),
+    ("src.localize.train", "TrainLocalizeParams.EPOCHS", 0, "TrainLocalizeParams.EPOCHS"),
+    ("src.ocr.train", "TrainOCRParams.INIT_MODEL", "missing.pt", "INIT_MODEL"),
+])
+def test_bad_params_fail_with_one_line_and_write_nothing(repo_copy, module, key, value, message):
+    set_params(repo_copy, **{key: value})
+    result = run(["python", "-m", module], repo_copy, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert not (repo_copy / "data").exists() and not (repo_copy / "out").exists()
