@@ -1,0 +1,57 @@
+"""Stack inference speed: PlateReader.read on 256x256 scenes, in this process, on the CPU.
+
+    python scripts/bench_inference.py [--models out/models] [--batch 1 32 256] [--images 1024]
+
+Uses the trained models when they exist; otherwise freshly initialised ones of the default size
+(speed does not depend on the weights). Prints plates/s per batch size.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import params  # noqa: E402
+from src.datasets.scenes import make_scene  # noqa: E402
+from src.models.networks import Localizer, PlateOCR  # noqa: E402
+from src.stack.reader import PlateReader  # noqa: E402
+
+
+def reader_for(models_dir: str) -> tuple[PlateReader, str]:
+    if all(os.path.isfile(os.path.join(models_dir, m, "model.pt")) for m in ("localize", "ocr")):
+        return PlateReader.load(models_dir), f"trained models from {models_dir}"
+    localizer = Localizer(params.TrainLocalizeParams.WIDTH, params.PrepareLocalizeParams.INPUT_SIZE)
+    ocr = PlateOCR(params.TrainOCRParams.WIDTH, params.PrepareOCRParams.CROP_HEIGHT, params.PrepareOCRParams.CROP_WIDTH)
+    return PlateReader(localizer, ocr, {"crop_margin": params.PrepareOCRParams.CROP_MARGIN}), "untrained default-size models"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="out/models")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32, 256])
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3, help="best of N timed passes")
+    args = parser.parse_args()
+    reader, source = reader_for(args.models)
+    scenes = [make_scene(np.random.default_rng([0, 99, i]), params.GeneratorParams, params.SCENE_SIZE).image
+              for i in range(args.images)]
+    print(f"{source}; {args.images} scenes of {params.SCENE_SIZE}x{params.SCENE_SIZE}; "
+          f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    for batch in args.batch:
+        reader.read(scenes[:batch])  # warm-up
+        best = float("inf")
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            for i in range(0, len(scenes), batch):
+                reader.read(scenes[i:i + batch])
+            best = min(best, time.perf_counter() - start)
+        print(f"batch {batch:4d}: {len(scenes) / best:8.1f} plates/s  ({1000 * best / len(scenes):.2f} ms/plate)")
+
+
+if __name__ == "__main__":
+    main()
