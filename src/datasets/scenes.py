@@ -274,3 +274,13 @@ def validate_generator_params(gen) -> None:
             _fail("AUGMENTATIONS", f"has unknown code {code!r}: allowed are {', '.join(augment.AUG_CODES)}")
     _weights("AUGMENTATIONS", list(augs.values()), allow_all_zero=hi_n == 0)
     _pair(gen, "JPEG_QUALITY", 1, 100, integer=True)
+
+
+def validate_scene_params(params) -> None:
+    """The checks every prepare stage shares: global switches, scene size, generator params."""
+    from src.utils import validate
+
+    validate.integer(params, "SEED")
+    validate.boolean(params, "MULTIPROCESSING")
+    validate.integer(params, "SCENE_SIZE", 32, 4096)
+    validate_generator_params(params.GeneratorParams)

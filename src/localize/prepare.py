@@ -11,7 +11,7 @@ from PIL import Image
 
 import params
 from src.datasets.build import build, item_rng, split_sizes, write_splits
-from src.datasets.scenes import make_scene, validate_generator_params
+from src.datasets.scenes import make_scene, validate_scene_params
 from src.models.preprocess import fit_square
 from src.utils import validate
 from src.utils.errors import run_main
@@ -23,10 +23,7 @@ NUM_SAMPLES = 8
 
 
 def validate_params() -> None:
-    validate.integer(params, "SEED")
-    validate.boolean(params, "MULTIPROCESSING")
-    validate.integer(params, "SCENE_SIZE", 32, 4096)
-    validate_generator_params(params.GeneratorParams)
+    validate_scene_params(params)
     p = params.PrepareLocalizeParams
     validate.integer(p, "SEED")
     validate.integer(p, "MAX_IMAGES", 2)

@@ -12,7 +12,7 @@ import torch
 
 import params
 from src.datasets.build import build, item_rng, split_sizes, write_splits
-from src.datasets.scenes import make_scene, validate_generator_params
+from src.datasets.scenes import make_scene, validate_scene_params
 from src.models.rectify import rectify
 from src.utils import validate
 from src.utils.errors import UserError, run_main
@@ -25,10 +25,7 @@ MAX_TEXT = 8  # canton (2) + number (up to 6)
 
 
 def validate_params() -> None:
-    validate.integer(params, "SEED")
-    validate.boolean(params, "MULTIPROCESSING")
-    validate.integer(params, "SCENE_SIZE", 32, 4096)
-    validate_generator_params(params.GeneratorParams)
+    validate_scene_params(params)
     if params.GeneratorParams.NO_PLATE_RATE >= 1:
         raise UserError("params.py:GeneratorParams.NO_PLATE_RATE = 1 leaves no plates for the OCR set: "
                         "use a value below 1")

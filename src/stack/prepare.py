@@ -9,7 +9,7 @@ import numpy as np
 
 import params
 from src.datasets.build import build, item_rng, write_splits
-from src.datasets.scenes import make_scene, validate_generator_params
+from src.datasets.scenes import make_scene, validate_scene_params
 from src.utils import validate
 from src.utils.errors import UserError, run_main
 from src.utils.plots import GREEN, log_images, overlay
@@ -20,10 +20,7 @@ NUM_SAMPLES = 8
 
 
 def validate_params() -> None:
-    validate.integer(params, "SEED")
-    validate.boolean(params, "MULTIPROCESSING")
-    validate.integer(params, "SCENE_SIZE", 32, 4096)
-    validate_generator_params(params.GeneratorParams)
+    validate_scene_params(params)
     p = params.PrepareStackParams
     validate.integer(p, "SEED")
     validate.integer(p, "MAX_IMAGES", 1)
