@@ -156,3 +156,46 @@ def test_localize_loss_prefers_the_true_corners():
     labels = {"corners": corners, "present": torch.tensor([True])}
     loss = localize_loss(model, torch.zeros(1, 32, 32, dtype=torch.uint8), labels)
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_frames_map_input_pixels_to_the_scene_and_back():
+    from src.models.preprocess import frame_to_scene, scene_to_frame, whole_scene_frames
+
+    frames = torch.tensor([[[30.0, 40.0], [150.0, 50.0], [148.0, 85.0], [28.0, 78.0]]])
+    points = torch.tensor([[[0.0, 0.0], [64.0, 64.0], [10.5, 40.25]]])
+    assert torch.allclose(scene_to_frame(frames, frame_to_scene(frames, points, 64), 64), points, atol=1e-3)
+    # A first-pass input shows the scene scaled by `scale` from the top-left corner.
+    whole = whole_scene_frames(torch.tensor([0.25]), 64)
+    assert torch.allclose(frame_to_scene(whole, points, 64), points / 0.25, atol=1e-3)
+
+
+def test_second_pass_window_shows_the_quad_upright_with_its_margin():
+    from src.models.preprocess import WINDOW_MARGIN, window_inputs
+
+    # A dark 120 x 30 plate on white, rotated by 90 degrees (its top edge runs upwards on the left).
+    scene = torch.full((1, 1, 200, 200), 255.0)
+    scene[..., 40:160, 85:115] = 0
+    frame = torch.tensor([[[85.0, 160.0], [85.0, 40.0], [115.0, 40.0], [115.0, 160.0]]])
+    window = window_inputs(scene, frame, 64)[0].float()
+    mx, my = WINDOW_MARGIN
+    x0, x1 = round(64 * mx / (1 + 2 * mx)), round(64 * (1 + mx) / (1 + 2 * mx))
+    y0, y1 = round(64 * my / (1 + 2 * my)), round(64 * (1 + my) / (1 + 2 * my))
+    assert window[y0 + 1:y1 - 1, x0 + 1:x1 - 1].max() < 5  # the plate fills its part of the window
+    assert window[:y0 - 1].min() > 250 and window[y1 + 1:].min() > 250  # margin above and below it
+
+
+def test_folded_batchnorm_gives_the_same_outputs():
+    from src.models.networks import fold_batchnorm
+
+    torch.manual_seed(0)
+    for model, shape in ((Localizer(width=8), (2, 1, 64, 64)), (PlateOCR(width=8), (2, 1, 32, 128))):
+        model.train()
+        for _ in range(3):  # non-trivial running statistics
+            model(torch.rand(*shape) * 255)
+        model.eval()
+        x = torch.rand(*shape) * 255
+        expected, folded = model(x), fold_batchnorm(model)(x)
+        for a, b in zip(expected if isinstance(expected, tuple) else (expected,),
+                        folded if isinstance(folded, tuple) else (folded,)):
+            assert torch.allclose(a, b, atol=1e-3, rtol=1e-3)
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched

@@ -82,6 +82,21 @@ def _scale(sx: float, sy: float) -> np.ndarray:
     return np.diag([sx, sy, 1.0])
 
 
+def perturb_quad(corners: np.ndarray, rng: np.random.Generator, shift: tuple[float, float], scale: float,
+                 noise: tuple[float, float]) -> np.ndarray:
+    """A plate quad (4, 2) moved, resized and bent as a localizer's prediction would be.
+
+    `shift` moves the whole quad and `noise` each corner on its own, by up to those shares of the
+    plate's width (along its top edge) and height (along its left edge); `scale` resizes it by up to
+    that share. Training data for what sits downstream of a localizer (its second pass, the OCR).
+    """
+    across, down = corners[1] - corners[0], corners[3] - corners[0]
+    centre = corners.mean(0) + rng.uniform(-shift[0], shift[0]) * across + rng.uniform(-shift[1], shift[1]) * down
+    quad = centre + (corners - corners.mean(0)) * (1 + rng.uniform(-scale, scale))
+    u = rng.uniform(-1, 1, (4, 2))
+    return (quad + u[:, :1] * noise[0] * across + u[:, 1:] * noise[1] * down).astype(np.float32)
+
+
 def plate_rect(aspect: float) -> np.ndarray:
     return np.array([[0, 0], [aspect, 0], [aspect, 1], [0, 1]], np.float64)
 

@@ -1,18 +1,23 @@
-"""prepare_localize: scenes -> downscaled localizer inputs with corner and present labels.
+"""prepare_localize: scenes -> localizer inputs with corner and present labels, for both passes.
 
-Writes data/prepared/localize/{train,val}/{images,corners,present}.npy and meta.json;
-sample images with their true quads under out/prepared/localize/plots/images/.
+Each scene gives two samples: the whole scene shrunk to INPUT_SIZE (the first pass) and a window
+unwarped from its plate's quad moved about as the first pass errs (the second pass; see
+src/models/preprocess.py). A scene without a plate gives a window on a random plate-shaped quad.
+Writes data/prepared/localize/{train,val}/{images,corners,present,zoomed,frames}.npy and meta.json
+(`frames`: the scene quad each input shows, to map corners back to scene pixels); sample images
+with their true quads under out/prepared/localize/plots/images/.
 """
 
 from functools import partial
 
 import numpy as np
+import torch
 from PIL import Image
 
 import params
 from src.datasets.build import build, item_rng, split_sizes, write_splits
-from src.datasets.scenes import make_scene, validate_scene_params
-from src.models.preprocess import fit_square
+from src.datasets.scenes import make_scene, perturb_quad, validate_scene_params
+from src.models.preprocess import fit_square, scene_to_frame, whole_scene_frames, window_inputs
 from src.utils import validate
 from src.utils.errors import run_main
 from src.utils.plots import GREEN, log_images, overlay
@@ -31,17 +36,54 @@ def validate_params() -> None:
     validate.integer(p, "INPUT_SIZE", 16, params.SCENE_SIZE)
 
 
+# How far a training window's quad is from the true one (src/datasets/scenes.py: perturb_quad):
+# about as far as the first pass errs on the validation set, up to its 90th percentile.
+WINDOW_SHIFT = (0.08, 0.4)  # the whole quad, shares of the plate's width and height
+WINDOW_SCALE = 0.15  # its size, +- share
+WINDOW_CORNER_NOISE = (0.04, 0.2)  # each corner on its own
+
+
+def random_quad(rng: np.random.Generator, scene_size: int) -> np.ndarray:
+    """A plate-shaped quad anywhere in the scene: the window of a scene without a plate."""
+    width = rng.uniform(0.3, 0.9) * scene_size
+    height = width / rng.uniform(3.5, 4.7)
+    x0, y0 = rng.uniform(0, scene_size - width), rng.uniform(0, scene_size - height)
+    return np.array([[x0, y0], [x0 + width, y0], [x0 + width, y0 + height], [x0, y0 + height]], np.float32)
+
+
 def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
                input_size: int) -> dict[str, np.ndarray]:
-    images, corners, present = [], [], []
+    images, corners, present, scales, scenes, frames = [], [], [], [], [], []
     for index in range(start, stop):
-        scene = make_scene(item_rng(base_seed, stage_seed, index), gen, scene_size)
+        rng = item_rng(base_seed, stage_seed, index)
+        scene = make_scene(rng, gen, scene_size)
         small, scale = fit_square(Image.fromarray(scene.image), input_size)
         images.append(small)
         corners.append(scene.corners * scale)
         present.append(scene.present)
+        scales.append(scale)
+        scenes.append(scene)
+        frames.append(perturb_quad(scene.corners, rng, WINDOW_SHIFT, WINDOW_SCALE, WINDOW_CORNER_NOISE) if scene.present
+                      else random_quad(rng, scene_size))
+    frames = torch.from_numpy(np.stack(frames))
+    windows = window_inputs(torch.from_numpy(np.stack([s.image for s in scenes])).unsqueeze(1), frames, input_size)
+    window_corners = scene_to_frame(frames, torch.from_numpy(np.stack([s.corners for s in scenes])), input_size)
+    window_corners[~torch.tensor(present)] = 0
     return {"images": np.stack(images), "corners": np.stack(corners).astype(np.float32),
-            "present": np.array(present, dtype=bool)}
+            "present": np.array(present, dtype=bool),
+            "frames": whole_scene_frames(torch.tensor(scales), input_size).numpy(),
+            "window_images": windows.numpy(), "window_corners": window_corners.numpy(),
+            "window_frames": frames.numpy()}
+
+
+def both_passes(data: dict[str, np.ndarray], part: slice) -> dict[str, np.ndarray]:
+    """The scenes of one split, whole then windowed, as one set of training arrays."""
+    n = len(data["images"][part])
+    return {"images": np.concatenate([data["images"][part], data["window_images"][part]]),
+            "corners": np.concatenate([data["corners"][part], data["window_corners"][part]]),
+            "present": np.concatenate([data["present"][part], data["present"][part]]),
+            "zoomed": np.repeat(np.array([False, True]), n),
+            "frames": np.concatenate([data["frames"][part], data["window_frames"][part]])}
 
 
 def main() -> None:
@@ -52,15 +94,16 @@ def main() -> None:
                                        input_size=p.INPUT_SIZE),
                  params.MULTIPROCESSING, "prepare_localize")
     n_train, n_val = split_sizes(p.MAX_IMAGES, p.VAL_SPLIT)
-    splits = {"train": {k: v[:n_train] for k, v in data.items()},
-              "val": {k: v[n_train:] for k, v in data.items()}}
+    splits = {"train": both_passes(data, slice(0, n_train)), "val": both_passes(data, slice(n_train, None))}
     meta = {"scene_size": params.SCENE_SIZE, "input_size": p.INPUT_SIZE, "train": n_train, "val": n_val,
             "scale": p.INPUT_SIZE / params.SCENE_SIZE}
     write_splits(OUT_DIR, splits, meta)
     samples = {}
     for i in range(min(NUM_SAMPLES, n_val)):
-        quads = [(data["corners"][n_train + i], GREEN)] if data["present"][n_train + i] else []
-        samples[f"val_{i}.png"] = overlay(data["images"][n_train + i], quads, scale=4)
+        for prefix in ("", "window_"):
+            quads = [(data[prefix + "corners"][n_train + i], GREEN)] if data["present"][n_train + i] else []
+            samples[f"val_{i}{'_window' if prefix else ''}.png"] = overlay(data[prefix + "images"][n_train + i], quads,
+                                                                          scale=4)
     log_images(PLOTS_DIR, samples)
     print(f"prepare_localize: {n_train} train + {n_val} val scenes -> {OUT_DIR}")
 

@@ -4,18 +4,20 @@ Each model stores its own constructor arguments (`config`) so a saved file rebui
 (`load_model`), and takes uint8-range float images (B, 1, H, W); normalisation happens inside.
 """
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 # CTC alphabet: index 0 is the blank; canton letters are characters like digits are.
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 BLANK = 0
 
 
-def conv_bn(cin: int, cout: int, stride=1, kernel=3) -> nn.Sequential:
-    padding = kernel // 2 if isinstance(kernel, int) else tuple(k // 2 for k in kernel)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding, bias=False),
+def conv_bn(cin: int, cout: int, stride=1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
@@ -66,34 +68,46 @@ class Localizer(nn.Module):
         return torch.stack([x, y], -1)
 
 
-class PlateOCR(nn.Module):
-    """Rectified crop (B, 1, H, W) -> per-column class logits (T=W/4, B, len(ALPHABET)+1)."""
+def standardise(crops: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit contrast per crop: a plate reads the same in shade, glare or low contrast."""
+    x = crops.float()
+    mean = x.mean((2, 3), keepdim=True)
+    std = x.std((2, 3), keepdim=True).clamp_min(8.0)  # a flat crop is not blown up into noise
+    return (x - mean) / std
 
-    def __init__(self, width: int = 16, crop_height: int = 32, crop_width: int = 128):
+
+class PlateOCR(nn.Module):
+    """Rectified crop (B, 1, H, W) -> per-column class logits (T=W/4, B, len(ALPHABET)+1).
+
+    A CNN turns the crop into one feature vector per 4 pixel columns (height collapsed), and a
+    bidirectional GRU gives every column the context of the whole plate before classification
+    (which digit a blurred stroke belongs to depends on its neighbours). The first layer keeps
+    the full resolution: glyph strokes are 1-2 pixels wide in small plates.
+    """
+
+    def __init__(self, width: int = 32, crop_height: int = 32, crop_width: int = 128):
         super().__init__()
         self.config = {"width": width, "crop_height": crop_height, "crop_width": crop_width}
         w = width
         self.features = nn.Sequential(
-            conv_bn(1, w, 2),  # H/2, W/2
+            conv_bn(1, w // 2),  # H, W
+            conv_bn(w // 2, w, 2),  # H/2, W/2
             conv_bn(w, 2 * w, 2),  # H/4, W/4
             conv_bn(2 * w, 2 * w),
             nn.MaxPool2d((2, 1)),  # H/8: columns stay at W/4, one CTC step each
             conv_bn(2 * w, 4 * w),
         )
-        rows = crop_height // 8
-        # Collapse the height into features per column, then mix neighbouring columns.
-        self.collapse = conv_bn(4 * w, 4 * w, 1, kernel=(rows, 1))
-        self.sequence = nn.Sequential(
-            nn.Conv1d(4 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv1d(4 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True),
-        )
-        self.classify = nn.Conv1d(4 * w, len(ALPHABET) + 1, 1)
+        # Collapse the remaining rows into one feature vector per column.
+        self.collapse = nn.Sequential(nn.Conv2d(4 * w, 4 * w, (crop_height // 8, 1), bias=False),
+                                      nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True))
+        self.sequence = nn.GRU(4 * w, 2 * w, bidirectional=True)
+        self.classify = nn.Linear(4 * w, len(ALPHABET) + 1)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        x = self.collapse(self.features(normalise(crops)))  # (B, C, rows', T)
-        x = x.mean(2)  # (B, C, T): any leftover rows
-        x = self.classify(self.sequence(x) + x)
-        return x.permute(2, 0, 1)  # (T, B, classes) as CTCLoss expects
+        x = self.collapse(self.features(standardise(crops)))  # (B, C, 1, T)
+        x = x.squeeze(2).permute(2, 0, 1)  # (T, B, C)
+        x = self.sequence(x)[0] + x
+        return self.classify(x)  # (T, B, classes) as CTCLoss expects
 
 
 def encode_text(text: str) -> list[int]:
@@ -119,6 +133,19 @@ def ctc_greedy_decode(logits: torch.Tensor) -> list[tuple[str, float]]:
             prev = idx
         results.append(("".join(chars), float(conf[b])))
     return results
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An inference copy of `model` with every BatchNorm folded into the convolution before it:
+    the same outputs (to float rounding) for one pass less over each feature map."""
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
+                    module[i + 1] = nn.Identity()
+    return model
 
 
 MODELS = {"Localizer": Localizer, "PlateOCR": PlateOCR}

@@ -1,9 +1,25 @@
-"""Scene -> localizer input, shared by the prepare stage and the PlateReader."""
+"""Scene -> localizer inputs, shared by the prepare stage and the PlateReader.
+
+The localizer runs in passes. The first pass sees the whole scene shrunk to `size` (`fit_square`) and
+finds the plate roughly; the second sees a window unwarped from that first quad, widened by
+WINDOW_MARGIN (`window_inputs`): there the plate is upright and fills the input, its height ~2.5x
+as many pixels as in a square zoom, so the second pass places the corners precisely. One network
+serves both kinds: prepare_localize trains it on whole scenes and on such windows. A second window
+pass, from the first window's quad, fixes most quads the first pass got too far off.
+
+Every input is a *frame*: a quad in scene pixels that `rectify` unwarps (with WINDOW_MARGIN) into
+the input, so `frame_to_scene` maps any prediction back to the scene, for either pass.
+"""
 
 import numpy as np
+import torch
 from PIL import Image
 
+from src.models.rectify import apply_homography, crop_to_image, rectify
+
 PAD_VALUE = 0  # the letterbox border (only non-square scenes get one)
+WINDOW_MARGIN = (0.15, 0.5)  # second-pass window around the first quad: share of its width, height
+WINDOW_PASSES = 2  # second passes, each on the window of the last quad (the 2nd cuts the tail errors)
 
 
 def fit_square(image: Image.Image, size: int) -> tuple[np.ndarray, float]:
@@ -22,3 +38,33 @@ def fit_square(image: Image.Image, size: int) -> tuple[np.ndarray, float]:
     out[:new_h, :new_w] = np.asarray(resized)
     # Per-axis scales differ from `scale` by rounding; use the longer side's exact one.
     return out, (new_w / width if width >= height else new_h / height)
+
+
+def frame_to_scene(frames: torch.Tensor, points: torch.Tensor, size: int) -> torch.Tensor:
+    """Input pixels (B, K, 2) of frames (B, 4, 2) -> scene pixels."""
+    return apply_homography(crop_to_image(frames, size, size, WINDOW_MARGIN), points).to(torch.float32)
+
+
+def scene_to_frame(frames: torch.Tensor, points: torch.Tensor, size: int) -> torch.Tensor:
+    """Scene pixels (B, K, 2) -> input pixels of frames (B, 4, 2)."""
+    to_scene = crop_to_image(frames, size, size, WINDOW_MARGIN)
+    return apply_homography(torch.linalg.inv(to_scene), points).to(torch.float32)
+
+
+def whole_scene_frames(scales: torch.Tensor, size: int) -> torch.Tensor:
+    """The frames (B, 4, 2) of first-pass inputs: `fit_square` shows scene [0, size / scale]^2."""
+    mx, my = WINDOW_MARGIN
+    side = size / scales.to(torch.float64)
+    x0, x1 = side * mx / (1 + 2 * mx), side * (1 + mx) / (1 + 2 * mx)
+    y0, y1 = side * my / (1 + 2 * my), side * (1 + my) / (1 + 2 * my)
+    return torch.stack([torch.stack([x0, y0], 1), torch.stack([x1, y0], 1),
+                        torch.stack([x1, y1], 1), torch.stack([x0, y1], 1)], 1).to(torch.float32)
+
+
+def window_inputs(scenes: torch.Tensor, frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Second-pass inputs: scenes (B, 1, H, W) unwarped from frames (B, 4, 2) -> (B, size, size) uint8.
+
+    Beyond the scene the edge pixels repeat.
+    """
+    crops = rectify(scenes, frames, size, size, WINDOW_MARGIN)
+    return crops.squeeze(1).round().clamp(0, 255).to(torch.uint8)

@@ -32,11 +32,32 @@ def square_to_quad(corners: torch.Tensor) -> torch.Tensor:
     return torch.cat([h, torch.ones(batch, 1, dtype=torch.float64)], 1).view(batch, 3, 3)
 
 
+def apply_homography(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Map points (B, K, 2) by homographies (B, 3, 3)."""
+    h, points = h.to(torch.float64), points.to(torch.float64)
+    mapped = points @ h[:, :2, :2].transpose(1, 2) + h[:, None, :2, 2]
+    w = points @ h[:, 2:, :2].transpose(1, 2) + h[:, None, 2:, 2]
+    return mapped / torch.where(w.abs() < 1e-12, torch.full_like(w, 1e-12), w)
+
+
+def crop_to_image(corners: torch.Tensor, out_h: int, out_w: int, margin) -> torch.Tensor:
+    """Homographies (B, 3, 3) from crop pixels to image pixels, for the crops `rectify` makes."""
+    mx, my = _margins(margin)
+    to_unit = torch.tensor([[(1 + 2 * mx) / out_w, 0, -mx], [0, (1 + 2 * my) / out_h, -my], [0, 0, 1]],
+                           dtype=torch.float64)
+    return square_to_quad(corners) @ to_unit
+
+
+def _margins(margin) -> tuple[float, float]:
+    return (float(margin), float(margin)) if isinstance(margin, (int, float)) else tuple(map(float, margin))
+
+
 def _sampling_grid(corners, height, width, out_h, out_w, margin):
     """grid_sample grid (B, out_h, out_w, 2) for quads in images of size (height, width)."""
+    mx, my = _margins(margin)
     # Crop cell centres in plate units (u, v in [0, 1] inside the quad, beyond it in the margin).
-    v = (-margin + (1 + 2 * margin) * (torch.arange(out_h, dtype=torch.float64) + 0.5) / out_h).view(1, -1, 1)
-    u = (-margin + (1 + 2 * margin) * (torch.arange(out_w, dtype=torch.float64) + 0.5) / out_w).view(1, 1, -1)
+    v = (-my + (1 + 2 * my) * (torch.arange(out_h, dtype=torch.float64) + 0.5) / out_h).view(1, -1, 1)
+    u = (-mx + (1 + 2 * mx) * (torch.arange(out_w, dtype=torch.float64) + 0.5) / out_w).view(1, 1, -1)
     # Fold grid_sample's [-1, 1] normalisation into the homography, then apply it by broadcasting.
     to_grid = torch.tensor([[2 / width, 0, -1], [0, 2 / height, -1], [0, 0, 1]], dtype=torch.float64)
     h = (to_grid @ square_to_quad(corners)).to(torch.float32).view(-1, 9, 1, 1)
@@ -49,11 +70,12 @@ def _sampling_grid(corners, height, width, out_h, out_w, margin):
 
 
 def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
-            margin: float = 0.0) -> torch.Tensor:
+            margin: float | tuple[float, float] = 0.0) -> torch.Tensor:
     """Unwarp quads from images into (B, 1, out_h, out_w) float crops.
 
     images: (B, 1, H, W) float or uint8; corners: (B, 4, 2) in pixel coordinates of those images;
-    margin: extra border around the quad as a share of the plate's width and height.
+    margin: extra border around the quad as a share of the plate's width and height (one number for
+    both, or (x, y)).
     Where a plate is 2 or more times larger than the crop along an axis, that axis is supersampled
     (f bilinear samples averaged per crop pixel, f = whole source pixels per crop pixel) so that
     shrinking does not alias. Each crop depends only on its own image and corners, never on the
@@ -67,8 +89,10 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     bottom = (corners[:, 2] - corners[:, 3]).norm(dim=1)
     left = (corners[:, 3] - corners[:, 0]).norm(dim=1)
     right = (corners[:, 2] - corners[:, 1]).norm(dim=1)
-    ratios = torch.stack([torch.maximum(left, right) / out_h, torch.maximum(top, bottom) / out_w], 1)
-    factors = (ratios * (1 + 2 * margin)).nan_to_num(1.0).floor().clamp(1, 8).to(torch.int64)  # (B, 2): y, x
+    mx, my = _margins(margin)
+    ratios = torch.stack([torch.maximum(left, right) * (1 + 2 * my) / out_h,
+                          torch.maximum(top, bottom) * (1 + 2 * mx) / out_w], 1)
+    factors = ratios.nan_to_num(1.0).floor().clamp(1, 8).to(torch.int64)  # (B, 2): y, x
     out = torch.empty(images.shape[0], 1, out_h, out_w)
     for fy, fx in factors.unique(dim=0).tolist():
         idx = ((factors[:, 0] == fy) & (factors[:, 1] == fx)).nonzero().squeeze(1)

@@ -17,6 +17,7 @@ import torch
 from src.models.networks import load_model, save_model
 from src.utils import validate
 from src.utils.errors import UserError
+from src.utils.memory import keep_freed_memory
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 
@@ -89,6 +90,7 @@ def train(*, name: str, p, make_model: Callable[[], torch.nn.Module], loss_fn: L
     torch.manual_seed(p.SEED)  # before the model exists: its initial weights come from this seed
     model = make_model()
     if dev.type == "cpu":
+        keep_freed_memory()
         torch.set_num_threads(os.cpu_count() or 1)
         torch.use_deterministic_algorithms(True, warn_only=True)
     if p.INIT_MODEL:

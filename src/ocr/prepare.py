@@ -1,7 +1,8 @@
 """prepare_ocr: scenes -> plate crops rectified from the true corners (with jitter) + text labels.
 
-The jitter moves each corner by up to CORNER_JITTER of the plate's size, so the OCR learns to
-read the slightly off crops the localizer's predicted corners give in the stack.
+The jitter moves the quad by up to CORNER_JITTER = [share of the plate's width, share of its
+height], and each corner by up to half that, so the OCR learns to read the slightly off crops the
+localizer's predicted corners give in the stack.
 Writes data/prepared/ocr/{train,val}/{images,texts}.npy and meta.json.
 """
 
@@ -12,7 +13,7 @@ import torch
 
 import params
 from src.datasets.build import build, item_rng, split_sizes, write_splits
-from src.datasets.scenes import make_scene, validate_scene_params
+from src.datasets.scenes import make_scene, perturb_quad, validate_scene_params
 from src.models.rectify import rectify
 from src.utils import validate
 from src.utils.errors import UserError, run_main
@@ -39,20 +40,12 @@ def validate_params() -> None:
     validate.integer(p, "CROP_WIDTH", 8 * MAX_TEXT, 1024)  # CTC needs ~2 steps per char
     if p.CROP_WIDTH % 4:
         raise UserError(f"params.py:PrepareOCRParams.CROP_WIDTH = {p.CROP_WIDTH}: expected a multiple of 4")
-    validate.number(p, "CROP_MARGIN", 0, 0.5)
-    validate.number(p, "CORNER_JITTER", 0, 0.25)
-
-
-def jitter_corners(corners: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
-    """Move each corner by up to `amount` of the plate's width (x) and height (y)."""
-    width = np.linalg.norm(corners[1] - corners[0])
-    height = np.linalg.norm(corners[3] - corners[0])
-    noise = rng.uniform(-amount, amount, size=(4, 2)) * np.array([width, height])
-    return (corners + noise).astype(np.float32)
+    validate.pair(p, "CROP_MARGIN", 0, 0.5)
+    validate.pair(p, "CORNER_JITTER", 0, 0.5)
 
 
 def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
-               crop_h: int, crop_w: int, margin: float, jitter: float) -> dict[str, np.ndarray]:
+               crop_h: int, crop_w: int, margin: list[float], jitter: list[float]) -> dict[str, np.ndarray]:
     scenes, corners, texts = [], [], []
     for index in range(start, stop):
         rng = item_rng(base_seed, stage_seed, index)
@@ -60,7 +53,7 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
         while not scene.present:  # the OCR set holds plates only; draw again from the same RNG
             scene = make_scene(rng, gen, scene_size)
         scenes.append(scene.image)
-        corners.append(jitter_corners(scene.corners, jitter, rng))
+        corners.append(perturb_quad(scene.corners, rng, jitter, 0.0, (jitter[0] / 2, jitter[1] / 2)))
         texts.append(scene.canton + scene.number)
     crops = rectify(torch.from_numpy(np.stack(scenes)).unsqueeze(1), torch.from_numpy(np.stack(corners)),
                     crop_h, crop_w, margin)

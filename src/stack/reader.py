@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from src.models.networks import Localizer, ctc_greedy_decode
-from src.models.preprocess import fit_square
+from src.models.networks import Localizer, ctc_greedy_decode, fold_batchnorm
+from src.models.preprocess import WINDOW_PASSES, fit_square, frame_to_scene, window_inputs
 from src.models.rectify import rectify
 from src.utils.errors import UserError
 from src.utils.models import load_trained
@@ -52,16 +52,28 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return np.asarray(pil.convert("L"))
 
 
+def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tensor]]:
+    """Scenes of one size stacked into (b, 1, H, W) tensors, with their batch positions, so that
+    each size is resampled in one call (a batch from one camera is usually one size)."""
+    by_shape: dict[tuple, list[int]] = {}
+    for i, gray in enumerate(grays):
+        by_shape.setdefault(gray.shape, []).append(i)
+    return [(idx, torch.from_numpy(np.stack([grays[i] for i in idx])).unsqueeze(1)) for idx in by_shape.values()]
+
+
 class PlateReader:
     """Reads Swiss plates from scenes with a trained localizer and OCR model."""
 
     def __init__(self, localizer: Localizer, ocr: torch.nn.Module, ocr_extra: dict):
-        self.localizer = localizer.eval()
+        self.localizer = localizer.eval()  # the trained networks, as saved
         self.ocr = ocr.eval()
+        self._localize = fold_batchnorm(localizer)  # what reading runs: the same maths, faster
+        self._read_text = fold_batchnorm(ocr)
         self.input_size = localizer.config["input_size"]
         self.crop_height = ocr.config["crop_height"]
         self.crop_width = ocr.config["crop_width"]
-        self.crop_margin = float(ocr_extra.get("crop_margin", 0.0))
+        margin = ocr_extra.get("crop_margin", 0.0)  # one share for both axes, or [x, y]
+        self.crop_margin = tuple(map(float, margin)) if isinstance(margin, (list, tuple)) else float(margin)
 
     @classmethod
     def load(cls, models_dir: str | os.PathLike = "out/models") -> "PlateReader":
@@ -75,13 +87,9 @@ class PlateReader:
         if not images:
             return []
         grays = [to_gray(image) for image in images]
-        inputs, scales = zip(*(fit_square(Image.fromarray(g), self.input_size) for g in grays))
-        batch = torch.from_numpy(np.stack(inputs)).unsqueeze(1)
-        heatmaps, present_logits = self.localizer(batch)
-        corners = Localizer.corners(heatmaps, self.input_size) / torch.tensor(scales).view(-1, 1, 1)
-        present = torch.sigmoid(present_logits).tolist()
-
-        texts = ctc_greedy_decode(self.ocr(self.crops(grays, corners)))
+        groups = group_by_shape(grays)
+        corners, present = self.locate(grays, groups)
+        texts = ctc_greedy_decode(self._read_text(self.crops(groups, corners)))
 
         answers = []
         for i, (text, text_conf) in enumerate(texts):
@@ -96,15 +104,27 @@ class PlateReader:
                             "corners": [[round(float(x), 2), round(float(y), 2)] for x, y in corners[i]]})
         return answers
 
-    def crops(self, grays: list[np.ndarray], corners: torch.Tensor) -> torch.Tensor:
-        """Rectified plate crops (B, 1, h, w) float from grayscale scenes and corners in their pixels."""
-        crops = torch.empty(len(grays), 1, self.crop_height, self.crop_width)
-        # Rectify scenes of one size together (a batch from one camera is usually one size).
-        by_shape: dict[tuple, list[int]] = {}
-        for i, gray in enumerate(grays):
-            by_shape.setdefault(gray.shape, []).append(i)
-        for idx in by_shape.values():
-            scenes = torch.from_numpy(np.stack([grays[i] for i in idx])).unsqueeze(1)
+    @torch.inference_mode()
+    def locate(self, grays: list[np.ndarray], groups=None) -> tuple[torch.Tensor, list[float]]:
+        """Plate corners (B, 4, 2) in scene pixels and plate-present probabilities: a pass on the
+        whole scene, then WINDOW_PASSES on windows unwarped from the last quad (the plate large)."""
+        groups = groups or group_by_shape(grays)
+        size = self.input_size
+        inputs, scales = zip(*(fit_square(Image.fromarray(g), size) for g in grays))
+        heatmaps, present_logits = self._localize(torch.from_numpy(np.stack(inputs)).unsqueeze(1))
+        corners = Localizer.corners(heatmaps, size) / torch.tensor(scales).view(-1, 1, 1)
+        windows = torch.empty(len(grays), size, size, dtype=torch.uint8)
+        for _ in range(WINDOW_PASSES):
+            for idx, scenes in groups:
+                windows[idx] = window_inputs(scenes, corners[idx], size)
+            heatmaps, _ = self._localize(windows.unsqueeze(1))
+            corners = frame_to_scene(corners, Localizer.corners(heatmaps, size), size)
+        return corners, torch.sigmoid(present_logits).tolist()
+
+    def crops(self, groups: list[tuple[list[int], torch.Tensor]], corners: torch.Tensor) -> torch.Tensor:
+        """Rectified plate crops (B, 1, h, w) float from grouped scenes and corners in their pixels."""
+        crops = torch.empty(sum(len(idx) for idx, _ in groups), 1, self.crop_height, self.crop_width)
+        for idx, scenes in groups:
             crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin)
         return crops
 

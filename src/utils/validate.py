@@ -50,3 +50,15 @@ def model_path(cls, attr: str) -> str:
         raise UserError(f"{_name(cls, attr)} = {value!r}: no such model file; give the path of a trained "
                         "model.pt (e.g. out/models/ocr/model.pt) or \"\" to train from scratch")
     return value
+
+
+def pair(cls, attr: str, low: float, high: float) -> tuple[float, float]:
+    """Two numbers [x, y] in [low, high] (a share of a plate's width, then of its height)."""
+    value = getattr(cls, attr)
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+        for v in value)
+    if not ok:
+        raise UserError(f"{_name(cls, attr)} = {value!r}: expected [x, y], two numbers in [{low}, {high}] "
+                        "(shares of the plate's width and height)")
+    return float(value[0]), float(value[1])
