@@ -117,8 +117,11 @@ class PlateReader:
         for _ in range(WINDOW_PASSES):
             for idx, scenes in groups:
                 windows[idx] = window_inputs(scenes, corners[idx], size)
-            heatmaps, _ = self._localize(windows.unsqueeze(1))
+            heatmaps, present_logits = self._localize(windows.unsqueeze(1))
             corners = frame_to_scene(corners, Localizer.corners(heatmaps, size), size)
+        # Whether there is a plate is decided on the last window, where the candidate is large. On
+        # scenes of a seed no stage uses, that ties with averaging both passes and beats the whole
+        # scene alone by a little (0.912 vs 0.910 read exactly); the OCR, not presence, limits it.
         return corners, torch.sigmoid(present_logits).tolist()
 
     def crops(self, groups: list[tuple[list[int], torch.Tensor]], corners: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,64 @@
+"""Training speed of both networks on the CPU: images/s of forward + backward + optimizer steps.
+
+    python scripts/bench_train.py [--steps 10] [--batch 128] [--plain-malloc]
+
+Runs on random inputs of the default shapes (speed does not depend on the data). --plain-malloc
+leaves glibc's allocator as it is, to compare with the tuning training uses
+(src/utils/memory.py); run it in a separate process, the tuning cannot be undone.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+import params  # noqa: E402
+from src.localize.train import localize_loss  # noqa: E402
+from src.models.networks import Localizer, PlateOCR  # noqa: E402
+from src.ocr.train import ctc_loss  # noqa: E402
+from src.utils.memory import keep_freed_memory  # noqa: E402
+
+
+def images_per_s(model, loss_fn, images, labels, steps: int) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for i in range(steps + 2):  # two warm-up steps
+        if i == 2:
+            start = time.perf_counter()
+        loss = loss_fn(model, images, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * len(images) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--plain-malloc", action="store_true")
+    args = parser.parse_args()
+    if not args.plain_malloc:
+        keep_freed_memory()
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    b, size = args.batch, params.PrepareLocalizeParams.INPUT_SIZE
+    corners = torch.tensor([[8.0, 20.0], [56.0, 20.0], [56.0, 34.0], [8.0, 34.0]]).expand(b, 4, 2)
+    localizer = Localizer(params.TrainLocalizeParams.WIDTH, size)
+    loc = images_per_s(localizer, localize_loss, torch.randint(0, 256, (b, size, size), dtype=torch.uint8),
+                       {"corners": corners, "present": torch.ones(b, dtype=torch.bool)}, args.steps)
+    p = params.PrepareOCRParams
+    ocr = PlateOCR(params.TrainOCRParams.WIDTH, p.CROP_HEIGHT, p.CROP_WIDTH)
+    targets = torch.randint(1, 37, (b, 8))
+    rate = images_per_s(ocr, ctc_loss, torch.randint(0, 256, (b, p.CROP_HEIGHT, p.CROP_WIDTH), dtype=torch.uint8),
+                        {"targets": targets, "lengths": torch.full((b,), 8)}, args.steps)
+    malloc = "glibc defaults" if args.plain_malloc else "keep_freed_memory()"
+    print(f"batch {b}, {torch.get_num_threads()} threads, {malloc}: localizer {loc:.0f} images/s, OCR {rate:.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()
