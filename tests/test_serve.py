@@ -102,6 +102,18 @@ def models_dir(tmp_path_factory) -> Path:
     return root
 
 
+def assert_same_answer(got: dict, want: dict) -> None:
+    """The same reading: equal text, corners and confidence up to float rounding. The server reads
+    with 1 torch thread and batches requests; other thread counts and batch sizes sum in another
+    order, which moves the last bits, and a confidence multiplies 32 per-column probabilities."""
+    assert set(got) == set(want)
+    assert {k: got[k] for k in ("plate", "canton", "number")} == {k: want[k] for k in ("plate", "canton", "number")}
+    assert got["confidence"] == pytest.approx(want["confidence"], abs=2e-3)
+    assert (got["corners"] is None) == (want["corners"] is None)
+    if want["corners"] is not None:
+        assert got["corners"] == pytest.approx(want["corners"], abs=0.05)
+
+
 @pytest.fixture(scope="module")
 def reader(models_dir) -> PlateReader:
     return PlateReader.load(models_dir)
@@ -151,12 +163,13 @@ def test_mlem_load_gives_the_same_reader(package, reader):
     loaded = mlem.api.load(str(package))
     assert isinstance(loaded, PlateReader)
     images = [load_image(encode(scene(300, 200), "PNG")) for _ in range(3)]
-    assert [loaded.predict(i) for i in images] == [reader.predict(i) for i in images]
+    for image in images:
+        assert_same_answer(loaded.predict(image), reader.predict(image))
     # The MLEM method itself takes the encoded file, as the server does.
     from mlem.core.metadata import load_meta
 
     data = encode(scene(), "JPEG")
-    assert load_meta(str(package), load_value=True).predict(data) == reader.predict(load_image(data))
+    assert_same_answer(load_meta(str(package), load_value=True).predict(data), reader.predict(load_image(data)))
 
 
 def test_save_stack_without_models_is_a_plain_error(tmp_path):
@@ -216,7 +229,7 @@ def test_served_answer_is_the_in_process_answer(server, reader, kind):
     assert response.status_code == 200, response.text
     answer = response.json()
     assert set(answer) == {"plate", "canton", "number", "confidence", "corners"}
-    assert answer == reader.predict(load_image(data))
+    assert_same_answer(answer, reader.predict(load_image(data)))
     assert 0 <= answer["confidence"] <= 1
 
 
@@ -242,8 +255,7 @@ def test_concurrent_requests_get_their_own_answers(server, reader):
         answers = list(pool.map(lambda data: post(url, data).json(), images))
     expected = reader.read([load_image(d) for d in images])
     for got, want in zip(answers, expected):
-        assert got["plate"] == want["plate"]
-        assert got["confidence"] == pytest.approx(want["confidence"], abs=2e-4)  # batched floats
+        assert_same_answer(got, want)
 
 
 # --- bad requests -------------------------------------------------------------------------------
@@ -294,7 +306,8 @@ def test_bad_input_is_a_plain_4xx_and_the_server_lives_on(server, reader, kind):
     assert process.poll() is None
     good = GOOD["jpeg"]()
     after = post(url, good)
-    assert after.status_code == 200 and after.json() == reader.predict(load_image(good))
+    assert after.status_code == 200
+    assert_same_answer(after.json(), reader.predict(load_image(good)))
 
 
 def test_client_that_hangs_up_mid_upload_does_not_hurt(server):
@@ -364,7 +377,8 @@ def test_mlem_cli_serves_the_same_model(package, reader, tmp_path):
         url = f"http://127.0.0.1:{port}"
         data = GOOD["png-rgba"]()
         response = post(url, data)
-        assert response.status_code == 200 and response.json() == reader.predict(load_image(data))
+        assert response.status_code == 200
+        assert_same_answer(response.json(), reader.predict(load_image(data)))
         bad = post(url, b"not an image")
         assert bad.status_code == 400 and "not an image" in bad.json()["error"]
     finally:

@@ -48,9 +48,17 @@ def build(count: int, make_chunk: Callable[[int, int], dict[str, np.ndarray]], p
                 parts.append(part)
                 progress.update(len(next(iter(part.values()))))
     else:
-        for start, stop in bounds:
-            parts.append(make_chunk(start, stop))
-            progress.update(stop - start)
+        # One torch thread, as in the workers: resampling sums in a thread-dependent order, and the
+        # data must not depend on how it was generated.
+        import torch
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for start, stop in bounds:
+                parts.append(make_chunk(start, stop))
+                progress.update(stop - start)
+        finally:
+            torch.set_num_threads(threads)
     progress.close()
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
