@@ -66,7 +66,8 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
         frames.append(perturb_quad(scene.corners, rng, WINDOW_SHIFT, WINDOW_SCALE, WINDOW_CORNER_NOISE) if scene.present
                       else random_quad(rng, scene_size))
     frames = torch.from_numpy(np.stack(frames))
-    windows = window_inputs(torch.from_numpy(np.stack([s.image for s in scenes])).unsqueeze(1), frames, input_size)
+    windows = window_inputs(torch.from_numpy(np.stack([s.image for s in scenes])).unsqueeze(1), frames, input_size,
+                            torch.float64)  # byte-identical from run to run
     window_corners = scene_to_frame(frames, torch.from_numpy(np.stack([s.corners for s in scenes])), input_size)
     window_corners[~torch.tensor(present)] = 0
     return {"images": np.stack(images), "corners": np.stack(corners).astype(np.float32),

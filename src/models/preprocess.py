@@ -61,10 +61,10 @@ def whole_scene_frames(scales: torch.Tensor, size: int) -> torch.Tensor:
                         torch.stack([x1, y1], 1), torch.stack([x0, y1], 1)], 1).to(torch.float32)
 
 
-def window_inputs(scenes: torch.Tensor, frames: torch.Tensor, size: int) -> torch.Tensor:
+def window_inputs(scenes: torch.Tensor, frames: torch.Tensor, size: int, dtype=torch.float32) -> torch.Tensor:
     """Second-pass inputs: scenes (B, 1, H, W) unwarped from frames (B, 4, 2) -> (B, size, size) uint8.
 
-    Beyond the scene the edge pixels repeat.
+    Beyond the scene the edge pixels repeat. dtype: see `rectify` (float64 for stored data).
     """
-    crops = rectify(scenes, frames, size, size, WINDOW_MARGIN)
+    crops = rectify(scenes, frames, size, size, WINDOW_MARGIN, dtype)
     return crops.squeeze(1).round().clamp(0, 255).to(torch.uint8)

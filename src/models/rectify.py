@@ -52,7 +52,7 @@ def _margins(margin) -> tuple[float, float]:
     return (float(margin), float(margin)) if isinstance(margin, (int, float)) else tuple(map(float, margin))
 
 
-def _sampling_grid(corners, height, width, out_h, out_w, margin):
+def _sampling_grid(corners, height, width, out_h, out_w, margin, dtype):
     """grid_sample grid (B, out_h, out_w, 2) for quads in images of size (height, width)."""
     mx, my = _margins(margin)
     # Crop cell centres in plate units (u, v in [0, 1] inside the quad, beyond it in the margin).
@@ -60,17 +60,20 @@ def _sampling_grid(corners, height, width, out_h, out_w, margin):
     u = (-mx + (1 + 2 * mx) * (torch.arange(out_w, dtype=torch.float64) + 0.5) / out_w).view(1, 1, -1)
     # Fold grid_sample's [-1, 1] normalisation into the homography, then apply it by broadcasting.
     to_grid = torch.tensor([[2 / width, 0, -1], [0, 2 / height, -1], [0, 0, 1]], dtype=torch.float64)
-    h = (to_grid @ square_to_quad(corners)).to(torch.float32).view(-1, 9, 1, 1)
-    u, v = u.to(torch.float32), v.to(torch.float32)
+    h = (to_grid @ square_to_quad(corners)).to(dtype).view(-1, 9, 1, 1)
+    u, v = u.to(dtype), v.to(dtype)
     w = h[:, 6] * u + h[:, 7] * v + h[:, 8]
     w = torch.where(w.abs() < 1e-9, torch.full_like(w, 1e-9), w)
     x = (h[:, 0] * u + h[:, 1] * v + h[:, 2]) / w
     y = (h[:, 3] * u + h[:, 4] * v + h[:, 5]) / w
-    return torch.stack([x, y], -1)
+    # A quad that folds over itself sends some cells towards infinity. Beyond +-1 the border pixel
+    # is sampled anyway, so clamping changes nothing else, but keeps grid_sample's index
+    # arithmetic finite (an overflowing index gives NaN or arbitrary pixels, run to run).
+    return torch.stack([x, y], -1).nan_to_num(0.0).clamp(-2.0, 2.0)
 
 
 def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
-            margin: float | tuple[float, float] = 0.0) -> torch.Tensor:
+            margin: float | tuple[float, float] = 0.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Unwarp quads from images into (B, 1, out_h, out_w) float crops.
 
     images: (B, 1, H, W) float or uint8; corners: (B, 4, 2) in pixel coordinates of those images;
@@ -79,9 +82,10 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     Where a plate is 2 or more times larger than the crop along an axis, that axis is supersampled
     (f bilinear samples averaged per crop pixel, f = whole source pixels per crop pixel) so that
     shrinking does not alias. Each crop depends only on its own image and corners, never on the
-    rest of the batch.
+    rest of the batch. dtype=torch.float64 is for stored data: float32 sampling differs in the last
+    bits from run to run (vectorised kernels), enough to flip a pixel that then rounds to uint8.
     """
-    images = images.to(torch.float32)
+    images = images.to(dtype)
     corners = corners.to(torch.float32)
     height, width = images.shape[-2:]
     # Source pixels per crop pixel along each axis (the longer of the two opposite quad sides).
@@ -93,11 +97,11 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     ratios = torch.stack([torch.maximum(left, right) * (1 + 2 * my) / out_h,
                           torch.maximum(top, bottom) * (1 + 2 * mx) / out_w], 1)
     factors = ratios.nan_to_num(1.0).floor().clamp(1, 8).to(torch.int64)  # (B, 2): y, x
-    out = torch.empty(images.shape[0], 1, out_h, out_w)
+    out = torch.empty(images.shape[0], 1, out_h, out_w, dtype=dtype)
     for fy, fx in factors.unique(dim=0).tolist():
         idx = ((factors[:, 0] == fy) & (factors[:, 1] == fx)).nonzero().squeeze(1)
         src = images if len(idx) == len(images) else images[idx]
-        grid = _sampling_grid(corners[idx], height, width, out_h * fy, out_w * fx, margin)
+        grid = _sampling_grid(corners[idx], height, width, out_h * fy, out_w * fx, margin, dtype)
         sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
         out[idx] = F.avg_pool2d(sampled, (fy, fx)) if fy * fx > 1 else sampled
     return out

@@ -56,7 +56,7 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
         corners.append(perturb_quad(scene.corners, rng, jitter, 0.0, (jitter[0] / 2, jitter[1] / 2)))
         texts.append(scene.canton + scene.number)
     crops = rectify(torch.from_numpy(np.stack(scenes)).unsqueeze(1), torch.from_numpy(np.stack(corners)),
-                    crop_h, crop_w, margin)
+                    crop_h, crop_w, margin, torch.float64)  # byte-identical from run to run
     images = crops.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
     return {"images": images, "texts": np.array(texts, dtype=f"<U{MAX_TEXT}")}
 
