@@ -24,11 +24,23 @@ def tool_env() -> dict:
     return env
 
 
-def run(args, cwd, check=True, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True, **kwargs)
+def run(args, cwd, check: bool = True, timeout: float = 300, **env_extra: str) -> subprocess.CompletedProcess:
+    """Run a command with tool_env() plus env_extra; with check, a failure shows its output."""
+    result = subprocess.run(args, cwd=cwd, env={**tool_env(), **env_extra}, capture_output=True, text=True,
+                            timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a server the test started: politely, then by force if it does not go within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def copy_repo(dest: Path) -> Path:

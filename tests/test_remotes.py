@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, tool_env
+from tests.conftest import ROOT, run, stop, tool_env
 
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -22,14 +22,6 @@ FAKE_AWS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def run(args, cwd: Path, check: bool = True, **env_extra: str) -> subprocess.CompletedProcess:
-    env = {**tool_env(), **env_extra}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def make_repo(path: Path) -> dict[str, bytes]:
@@ -126,12 +118,7 @@ def s3_endpoint(tmp_path):
                 time.sleep(0.2)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         log.close()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, tool_env
+from tests.conftest import ROOT, run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -78,14 +78,6 @@ DVC_YAML = textwrap.dedent(
             out/runs/ocr/plots/metrics/val/loss.tsv: loss
     """
 )
-
-
-def run(args, cwd: Path, check: bool = True, **env_extra: str) -> subprocess.CompletedProcess:
-    env = {**tool_env(), **env_extra}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def report(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -24,6 +24,7 @@ from PIL import Image
 from src.models.networks import Localizer, PlateOCR, save_model
 from src.stack.reader import PlateReader
 from src.utils.images import load_image
+from tests.conftest import stop
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY_MB = 2  # small, so the 413 test sends little
@@ -58,15 +59,6 @@ def start(args: list, port: int, log: Path) -> subprocess.Popen:
         time.sleep(0.2)
     process.kill()
     raise AssertionError(f"{args} did not answer within 60 s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
