@@ -89,7 +89,7 @@ class PlateReader:
         grays = [to_gray(image) for image in images]
         groups = group_by_shape(grays)
         corners, present = self.locate(grays, groups)
-        texts = ctc_greedy_decode(self._read_text(self.crops(groups, corners)))
+        texts = self.texts(self.crops(groups, corners))
 
         answers = []
         for i, (text, text_conf) in enumerate(texts):
@@ -130,6 +130,11 @@ class PlateReader:
         for idx, scenes in groups:
             crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin)
         return crops
+
+    @torch.inference_mode()
+    def texts(self, crops: torch.Tensor) -> list[tuple[str, float]]:
+        """The OCR's (text, confidence) for each rectified crop, before the format check."""
+        return ctc_greedy_decode(self._read_text(crops))
 
     def predict(self, image: np.ndarray) -> dict:
         """Read one scene (the method MLEM serves)."""
