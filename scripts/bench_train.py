@@ -47,7 +47,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     b, size = args.batch, params.PrepareLocalizeParams.INPUT_SIZE
-    corners = torch.tensor([[8.0, 20.0], [56.0, 20.0], [56.0, 34.0], [8.0, 34.0]]).expand(b, 4, 2)
+    corners = (torch.tensor([[0.125, 0.3], [0.875, 0.3], [0.875, 0.53], [0.125, 0.53]]) * size).expand(b, 4, 2)
     localizer = Localizer(params.TrainLocalizeParams.WIDTH, size)
     loc = images_per_s(localizer, localize_loss, torch.randint(0, 256, (b, size, size), dtype=torch.uint8),
                        {"corners": corners, "present": torch.ones(b, dtype=torch.bool)}, args.steps)

@@ -13,6 +13,7 @@ import shutil
 from typing import Callable
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 CHUNK_SIZE = 256
@@ -24,11 +25,7 @@ def item_rng(base_seed: int, stage_seed: int, index: int) -> np.random.Generator
 
 def _init_worker() -> None:
     # One BLAS/OpenMP thread per worker process: the processes already use every core.
-    try:
-        import torch
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    torch.set_num_threads(1)
 
 
 def build(count: int, make_chunk: Callable[[int, int], dict[str, np.ndarray]], parallel: bool,
@@ -50,7 +47,6 @@ def build(count: int, make_chunk: Callable[[int, int], dict[str, np.ndarray]], p
     else:
         # One torch thread, as in the workers: resampling sums in a thread-dependent order, and the
         # data must not depend on how it was generated.
-        import torch
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:

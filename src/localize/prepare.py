@@ -67,7 +67,7 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
                       else random_quad(rng, scene_size))
     frames = torch.from_numpy(np.stack(frames))
     windows = window_inputs(torch.from_numpy(np.stack([s.image for s in scenes])).unsqueeze(1), frames, input_size,
-                            torch.float64)  # byte-identical from run to run
+                            torch.float64)  # float64: pixel flips between runs become rare
     window_corners = scene_to_frame(frames, torch.from_numpy(np.stack([s.corners for s in scenes])), input_size)
     window_corners[~torch.tensor(present)] = 0
     return {"images": np.stack(images), "corners": np.stack(corners).astype(np.float32),

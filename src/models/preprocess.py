@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from src.models.rectify import apply_homography, crop_to_image, rectify
+from src.models.rectify import apply_homography, crop_to_image, rectify, to_uint8
 
 PAD_VALUE = 0  # the letterbox border (only non-square scenes get one)
 WINDOW_MARGIN = (0.15, 0.5)  # second-pass window around the first quad: share of its width, height
@@ -67,4 +67,4 @@ def window_inputs(scenes: torch.Tensor, frames: torch.Tensor, size: int, dtype=t
     Beyond the scene the edge pixels repeat. dtype: see `rectify` (float64 for stored data).
     """
     crops = rectify(scenes, frames, size, size, WINDOW_MARGIN, dtype)
-    return crops.squeeze(1).round().clamp(0, 255).to(torch.uint8)
+    return to_uint8(crops.squeeze(1))

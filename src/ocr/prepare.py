@@ -14,7 +14,7 @@ import torch
 import params
 from src.datasets.build import build, item_rng, split_sizes, write_splits
 from src.datasets.scenes import make_scene, perturb_quad, validate_scene_params
-from src.models.rectify import rectify
+from src.models.rectify import rectify, to_uint8
 from src.utils import validate
 from src.utils.errors import UserError, run_main
 from src.utils.plots import log_images, overlay
@@ -56,8 +56,8 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
         corners.append(perturb_quad(scene.corners, rng, jitter, 0.0, (jitter[0] / 2, jitter[1] / 2)))
         texts.append(scene.canton + scene.number)
     crops = rectify(torch.from_numpy(np.stack(scenes)).unsqueeze(1), torch.from_numpy(np.stack(corners)),
-                    crop_h, crop_w, margin, torch.float64)  # byte-identical from run to run
-    images = crops.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
+                    crop_h, crop_w, margin, torch.float64)  # float64: pixel flips between runs become rare
+    images = to_uint8(crops.squeeze(1)).numpy()
     return {"images": images, "texts": np.array(texts, dtype=f"<U{MAX_TEXT}")}
 
 

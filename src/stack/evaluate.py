@@ -14,6 +14,7 @@ import torch
 import params
 from src.datasets.build import load_split
 from src.models.geometry import corner_errors, quad_iou
+from src.models.rectify import to_uint8
 from src.stack.reader import PlateReader, group_by_shape
 from src.utils import validate
 from src.utils.errors import run_main
@@ -68,7 +69,7 @@ def main() -> None:
         crop = None
         if a["corners"]:
             crop = reader.crops(group_by_shape([test["images"][i]]), torch.tensor([a["corners"]]))[0, 0]
-            crop = crop.round().clamp(0, 255).to(torch.uint8).numpy()
+            crop = to_uint8(crop).numpy()
         quads = ([(test["corners"][i], BLUE)] if has[i] else []) + [(a["corners"], GREEN if ok else RED)]
         caption = f"true {truth[i] or '(none)'}  read {a['plate'] or '(none)'} ({a['confidence']:.2f})"
         samples[f"test_{rank}.png"] = overlay(test["images"][i], quads, caption, GREEN if ok else RED, crop=crop)
