@@ -1,0 +1,73 @@
+"""PlateReader decisions that do not need trained models: re-reading unsure plates, the vote among
+readings, and the confidence floor under which no plate is reported."""
+
+import numpy as np
+import pytest
+import torch
+
+from src.models.networks import ALPHABET, BLANK, Localizer, encode_text
+from src.stack.reader import MIN_CONFIDENCE, REREAD_BELOW, PlateReader, best_reading, shifted_quads
+
+
+def test_shifted_quads_move_along_the_plate_axes():
+    # A 40 x 10 plate turned by 90 degrees: its width runs down the image, its height to the left.
+    quad = torch.tensor([[[50.0, 10.0], [50.0, 50.0], [40.0, 50.0], [40.0, 10.0]]])
+    moved = shifted_quads(quad, [(0.5, 0.0), (0.0, 1.0), (0.0, 0.0)])
+    assert moved.shape == (3, 1, 4, 2)
+    assert torch.allclose(moved[0] - quad, torch.tensor([0.0, 20.0]).expand(1, 4, 2))
+    assert torch.allclose(moved[1] - quad, torch.tensor([-10.0, 0.0]).expand(1, 4, 2))
+    assert torch.equal(moved[2], quad)
+
+
+def test_best_reading_sums_agreeing_readings_and_skips_invalid_ones():
+    readings = [("ZH1234", 0.20), ("ZH1284", 0.40), ("ZH1234", 0.25), ("ZH1234", 0.30), ("XX12", 0.95)]
+    assert best_reading(readings) == ("ZH1234", 0.30)  # 0.75 of votes beat 0.40; XX is no canton
+    assert best_reading([("Z1", 0.5), ("ZH0", 0.9)]) == ("Z1", 0.5)  # nothing valid: the first reading
+
+
+class FixedReading(torch.nn.Module):
+    """An OCR stand-in that reads `text` from any crop, each column sure with probability `p`."""
+
+    def __init__(self, text: str, p: float, steps: int = 32):
+        super().__init__()
+        self.config = {"crop_height": 32, "crop_width": 128}
+        path = [k for code in encode_text(text) for k in (code, BLANK)]
+        path += [BLANK] * (steps - len(path))
+        other = np.log((1 - p) / len(ALPHABET))
+        logits = torch.full((steps, 1, len(ALPHABET) + 1), float(other))
+        logits[torch.arange(steps), 0, path] = float(np.log(p))
+        self.register_buffer("logits", logits)
+        self.calls = 0
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.logits.expand(-1, crops.shape[0], -1)
+
+
+def reader_with(ocr: FixedReading) -> PlateReader:
+    localizer = Localizer(width=4, input_size=32)
+    with torch.no_grad():  # no weights: a plate is always present, corners at the image centre
+        for param in localizer.parameters():
+            param.zero_()
+        localizer.present.bias.fill_(20.0)
+    reader = PlateReader(localizer, ocr, {"crop_margin": 0.0})
+    reader._read_text = ocr  # the stand-in has no BatchNorm to fold; keep it to count its calls
+    return reader
+
+
+@pytest.mark.parametrize("p, plate, rereads", [
+    (0.999, "ZH 123", False),  # sure (0.97): reported, read once
+    (0.96, "ZH 123", True),    # unsure (0.27 < REREAD_BELOW): read again from shifted quads, kept
+    (0.85, None, True),        # valid text but confidence 0.0055 < MIN_CONFIDENCE: no plate
+])
+def test_unsure_readings_are_read_again_and_faint_ones_not_reported(p, plate, rereads):
+    ocr = FixedReading("ZH123", p)
+    conf = p ** 32
+    assert (conf < REREAD_BELOW) == rereads and (conf < MIN_CONFIDENCE) == (plate is None)
+    answer = reader_with(ocr).read([np.full((60, 200), 128, np.uint8)])[0]
+    assert answer["plate"] == plate
+    assert ocr.calls == (2 if rereads else 1)
+    if plate is None:
+        assert answer["corners"] is None and answer["canton"] is None
+    else:
+        assert answer["canton"] == "ZH" and answer["number"] == "123" and len(answer["corners"]) == 4
