@@ -90,6 +90,10 @@ class TinyParams:
     INIT_MODEL = ""
 
 
+class OneEpoch(TinyParams):
+    EPOCHS = 1
+
+
 def ocr_data(n=64, seed=0):
     rng = np.random.default_rng(seed)
     texts = np.array(["ZH" + "".join(rng.choice(list("0123456789"), 3)) for _ in range(n)])
@@ -97,8 +101,8 @@ def ocr_data(n=64, seed=0):
     return {"images": rng.integers(0, 256, (n, 32, 128), dtype=np.uint8), "targets": targets, "lengths": lengths}
 
 
-def run_train(tmp_path, p=TinyParams, loss_fn=ctc_loss):
-    return train(name="test", p=p, make_model=lambda: PlateOCR(width=p.WIDTH), loss_fn=loss_fn, train=ocr_data(),
+def run_train(tmp_path, p=TinyParams, loss_fn=ctc_loss, model_class=PlateOCR):
+    return train(name="test", p=p, make_model=lambda: model_class(width=p.WIDTH), loss_fn=loss_fn, train=ocr_data(),
                  val=ocr_data(32, 1), run_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path / "ckpt"),
                  model_path=str(tmp_path / "model" / "model.pt"), model_extra={})
 
@@ -107,7 +111,7 @@ def weights(path):
     return load_model(path)[0].state_dict()
 
 
-def test_interrupted_training_resumes_to_the_same_model(tmp_path):
+def test_interrupted_training_resumes_to_the_same_model(tmp_path, capsys):
     straight = run_train(tmp_path / "a")
     reference = weights(tmp_path / "a" / "model" / "model.pt")
 
@@ -124,12 +128,29 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path):
     assert not (tmp_path / "b" / "model" / "model.pt").exists()
     assert torch.load(tmp_path / "b" / "ckpt" / "last.pt", weights_only=False)["epoch"] == 1
     resumed = run_train(tmp_path / "b")
+    assert "resuming from the checkpoint after epoch 1 of 3" in capsys.readouterr().out
     assert resumed["final_val_loss"] == pytest.approx(straight["final_val_loss"], rel=1e-5)
     for key, value in weights(tmp_path / "b" / "model" / "model.pt").items():
         assert torch.allclose(value.float(), reference[key].float(), atol=1e-5), key
     # The DVCLive history of the resumed run holds all three epochs.
     rows = (tmp_path / "b" / "run" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
     assert len(rows) == 1 + TinyParams.EPOCHS
+
+
+class EditedOCR(PlateOCR):
+    """The OCR with its classifier bias removed: same params and config, as after an edit of networks.py."""
+
+    def __init__(self, width: int):
+        super().__init__(width)
+        self.classify = torch.nn.Linear(8 * width, len(ALPHABET) + 1, bias=False)
+
+
+def test_a_checkpoint_of_other_network_code_is_not_resumed(tmp_path, capsys):
+    run_train(tmp_path, p=OneEpoch)
+    summary = run_train(tmp_path, p=OneEpoch, model_class=EditedOCR)  # same params, same data
+    assert "ignoring" in capsys.readouterr().out
+    saved = torch.load(tmp_path / "model" / "model.pt", weights_only=True)["state_dict"]
+    assert summary["epochs"] == 1 and "classify.bias" not in saved  # trained anew, as EditedOCR
 
 
 def test_nan_loss_stops_with_remedies(tmp_path):

@@ -5,9 +5,11 @@ DVCLive and TensorBoard logging, a checkpoint every epoch, resume, incremental l
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
+import sys
 import time
 from typing import Callable
 
@@ -37,10 +39,14 @@ def device() -> torch.device:
 
 
 def _fingerprint(p, model: torch.nn.Module, train: dict[str, np.ndarray]) -> str:
-    """What a checkpoint must match to be resumed: params, model shape and the training data."""
+    """What a checkpoint must match to be resumed: params, the model's code, config and weight
+    shapes, and the training data. Code counts: a network changed under the same params would
+    otherwise resume a finished run (or fail to load its weights)."""
     h = hashlib.sha256()
     h.update(json.dumps({k: getattr(p, k) for k in sorted(vars(p)) if k.isupper()}, sort_keys=True).encode())
     h.update(json.dumps(model.config, sort_keys=True).encode())
+    h.update(json.dumps({k: list(v.shape) for k, v in model.state_dict().items()}).encode())
+    h.update(inspect.getsource(sys.modules[type(model).__module__]).encode())
     for name in sorted(train):  # images too: data that differs only in pixels is other data (~1 s)
         h.update(name.encode() + str(train[name].shape).encode() + train[name].tobytes())
     return h.hexdigest()
