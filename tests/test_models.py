@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from src.localize.train import localize_loss
-from src.models.geometry import quad_iou
+from src.models.geometry import is_convex, quad_iou
 from src.models.networks import ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, load_model, save_model
 from src.models.rectify import rectify
 from src.models.training import train
@@ -62,6 +62,15 @@ def test_ctc_greedy_decode_collapses_repeats_and_blanks():
     assert 0.99 < conf <= 1.0
     logits[4, 0, :] = 0.0  # one ambiguous step lowers the confidence
     assert ctc_greedy_decode(logits)[0][1] < 0.1
+
+
+def test_is_convex_rejects_folded_and_runaway_quads():
+    square = torch.tensor([[0.0, 0.0], [4.0, 0.0], [4.0, 2.0], [0.0, 2.0]])
+    folded = square[[0, 2, 1, 3]]  # a bow tie: what a window pass through a bad homography gives
+    runaway = square.clone()
+    runaway[3] = torch.tensor([float("inf"), 5.0])
+    quads = torch.stack([square, square.flip(0), folded, runaway])
+    assert is_convex(quads).tolist() == [True, True, False, False]
 
 
 def test_quad_iou():

@@ -1,8 +1,16 @@
-"""Quad geometry for metrics: polygon IoU of two convex quads, corner errors."""
+"""Quad geometry: polygon IoU of two convex quads and corner errors (metrics), convexity (reading)."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+
+def is_convex(quads: torch.Tensor) -> torch.Tensor:
+    """(B, 4, 2) -> (B,) bool: finite corners that turn the same way at all four (no fold, no spike)."""
+    edges = quads.roll(-1, 1) - quads
+    turns = edges[:, :, 0] * edges.roll(-1, 1)[:, :, 1] - edges[:, :, 1] * edges.roll(-1, 1)[:, :, 0]
+    return quads.isfinite().all((1, 2)) & ((turns > 0).all(1) | (turns < 0).all(1))
 
 
 def _area(poly: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from src.models.geometry import is_convex
 from src.models.networks import Localizer, ctc_greedy_decode, fold_batchnorm
 from src.models.preprocess import WINDOW_PASSES, fit_square, frame_to_scene, window_inputs
 from src.models.rectify import rectify
@@ -156,7 +157,10 @@ class PlateReader:
             for idx, scenes in groups:
                 windows[idx] = window_inputs(scenes, corners[idx], size)
             heatmaps, present_logits = self._localize(windows.unsqueeze(1))
-            corners = frame_to_scene(corners, Localizer.corners(heatmaps, size), size)
+            refined = frame_to_scene(corners, Localizer.corners(heatmaps, size), size)
+            # A window cut from a bad quad can give a folded one, corners thousands of pixels off
+            # (the homography nears infinity): such a pass is not taken.
+            corners = torch.where(is_convex(refined)[:, None, None], refined, corners)
         # Whether there is a plate is decided on the last window, where the candidate is large. On
         # scenes of a seed no stage uses, that ties with averaging both passes and beats the whole
         # scene alone by a little (0.912 vs 0.910 read exactly); the OCR, not presence, limits it.
