@@ -176,10 +176,9 @@ class PlateReader:
     def reread(self, grays, corners, texts, unsure: list[int]) -> list[tuple[str, float]]:
         """`texts` with the scenes at positions `unsure` read again from shifted quads, each
         answer then voted among its readings (`best_reading`)."""
-        groups = group_by_shape([grays[i] for i in unsure])
-        shifted = shifted_quads(corners[unsure], REREAD_SHIFTS)
-        crops = torch.cat([self.crops(groups, quads) for quads in shifted])
-        again = self.texts(crops)  # shift-major: reading k of scene j is at k * len(unsure) + j
+        # Shift-major, in one resampling: reading k of scene j is at k * len(unsure) + j.
+        groups = group_by_shape([grays[i] for _ in REREAD_SHIFTS for i in unsure])
+        again = self.texts(self.crops(groups, shifted_quads(corners[unsure], REREAD_SHIFTS).flatten(0, 1)))
         texts = list(texts)
         for j, i in enumerate(unsure):
             texts[i] = best_reading([texts[i]] + again[j::len(unsure)])
