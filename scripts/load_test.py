@@ -10,9 +10,9 @@ report gives requests, errors (any status but 200, any connection failure), requ
 percentiles, and the server's resident memory at the start and the end (psutil if installed,
 else /proc/<pid>/status). The exit status is 1 if any request failed.
 
-Images are --size x --size JPEGs of synthetic scenes (a bright plate-like box with dark glyphs on a
-noisy background), --images distinct ones, encoded once before the test starts so the clients
-spend their time on HTTP, not on encoding.
+Images are --size x --size JPEGs of scenes from the project's generator (src/datasets/scenes.py,
+default params), --images distinct ones, encoded once before the test starts so the clients spend
+their time on HTTP, not on encoding.
 """
 
 from __future__ import annotations
@@ -31,28 +31,24 @@ import urllib.parse
 import uuid
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import params  # noqa: E402
+from src.datasets.scenes import make_scene  # noqa: E402
 
 
 def scene_jpegs(count: int, size: int, seed: int = 0) -> list[bytes]:
-    """`count` distinct JPEG scenes of size x size pixels."""
-    rng = np.random.default_rng(seed)
+    """`count` distinct JPEG scenes of size x size pixels from the project's generator (default
+    GeneratorParams): plates like those the reader is made for, so the test times real reads,
+    including the re-reading of unsure plates, not only the rejection of non-plates."""
     images = []
-    for _ in range(count):
-        background = rng.normal(110, 40, (size, size, 3)).clip(0, 255).astype(np.uint8)
-        image = Image.fromarray(background, "RGB")
-        draw = ImageDraw.Draw(image)
-        w = int(size * rng.uniform(0.35, 0.8))
-        h = max(4, w // 4)
-        x, y = int(rng.uniform(0, size - w)), int(rng.uniform(0, size - h))
-        draw.rectangle([x, y, x + w, y + h], fill=(235, 235, 235), outline=(20, 20, 20))
-        for k in range(6):
-            gx = x + int((k + 0.5) * w / 6.5)
-            draw.rectangle([gx, y + h // 5, gx + w // 14, y + 4 * h // 5], fill=(25, 25, 25))
+    for i in range(count):
+        scene = make_scene(np.random.default_rng([seed, 77, i]), params.GeneratorParams, size)
         buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=85)
+        Image.fromarray(scene.image).save(buffer, "JPEG", quality=85)
         images.append(buffer.getvalue())
     return images
 
