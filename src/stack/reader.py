@@ -134,7 +134,7 @@ class PlateReader:
         for i, (text, text_conf) in enumerate(texts):
             parsed = parse_plate(text) if present[i] > PRESENT_THRESHOLD else None
             if parsed is None or present[i] * text_conf < MIN_CONFIDENCE:
-                # No plate, or text that is not a Swiss plate: report nothing rather than a guess.
+                # No plate, text that is not a Swiss plate, or too faint: report nothing, not a guess.
                 answers.append({"plate": None, "canton": None, "number": None,
                                 "confidence": round(1 - present[i] * text_conf, 4), "corners": None})
                 continue
