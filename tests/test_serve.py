@@ -24,9 +24,8 @@ from PIL import Image
 from src.models.networks import Localizer, PlateOCR, save_model
 from src.stack.reader import PlateReader
 from src.utils.images import load_image
-from tests.conftest import stop
+from tests.conftest import ROOT, stop
 
-ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY_MB = 2  # small, so the 413 test sends little
 RNG = np.random.default_rng(7)
 
