@@ -64,6 +64,18 @@ def test_ctc_greedy_decode_collapses_repeats_and_blanks():
     assert ctc_greedy_decode(logits)[0][1] < 0.1
 
 
+def test_ctc_greedy_decode_reads_each_sample_of_a_batch_alone():
+    logits = torch.randn(32, 50, len(ALPHABET) + 1, generator=torch.Generator().manual_seed(0)) * 3
+    logits[:, 7, 0] = 50.0  # an all-blank sample reads as empty text
+    decoded = ctc_greedy_decode(logits)
+    assert decoded[7][0] == ""
+    for b, (text, conf) in enumerate(decoded):
+        path = logits[:, b].argmax(-1).tolist()
+        expected = "".join(ALPHABET[k - 1] for t, k in enumerate(path) if k and (t == 0 or k != path[t - 1]))
+        assert text == expected
+        assert conf == pytest.approx(ctc_greedy_decode(logits[:, b:b + 1])[0][1], rel=1e-5)
+
+
 def test_is_convex_rejects_folded_and_runaway_quads():
     square = torch.tensor([[0.0, 0.0], [4.0, 0.0], [4.0, 2.0], [0.0, 2.0]])
     folded = square[[0, 2, 1, 3]]  # a bow tie: what a window pass through a bad homography gives

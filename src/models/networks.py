@@ -6,6 +6,7 @@ Each model stores its own constructor arguments (`config`) so a saved file rebui
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,6 +20,13 @@ BLANK = 0
 def conv_bn(cin: int, cout: int, stride=1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def channels_last(model: nn.Module) -> nn.Module:
+    """Convolution weights stored channels-last (NHWC): oneDNN's CPU convolutions then skip layout
+    conversions, 30-40 % faster in training and reading (scripts/bench_train.py, bench_inference.py).
+    The maths is the same; each network's constructor calls it, so loading and copies keep it."""
+    return model.to(memory_format=torch.channels_last)
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -45,6 +53,7 @@ class Localizer(nn.Module):
         self.lat2 = nn.Conv2d(4 * w, 2 * w, 1)
         self.head = nn.Sequential(conv_bn(2 * w, 2 * w), nn.Conv2d(2 * w, 4, 1))
         self.present = nn.Linear(4 * w, 1)
+        channels_last(self)
 
     def forward(self, images: torch.Tensor):
         """Returns (heatmap logits (B, 4, S/4, S/4), present logits (B,))."""
@@ -104,6 +113,7 @@ class PlateOCR(nn.Module):
         # reads 53 % of validation plates exactly, with this 93 %, for 15 % slower training.
         self.sequence = nn.GRU(4 * w, 4 * w, bidirectional=True)
         self.classify = nn.Linear(8 * w, len(ALPHABET) + 1)
+        channels_last(self)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         x = self.collapse(self.features(standardise(crops)))  # (B, C, 1, T)
@@ -124,17 +134,16 @@ def ctc_greedy_decode(logits: torch.Tensor) -> list[tuple[str, float]]:
     """
     prob = logits.float().softmax(-1)
     best_p, best = prob.max(-1)  # (T, B)
-    conf = best_p.clamp_min(1e-12).log().sum(0).exp()
-    results = []
-    for b in range(best.shape[1]):
-        path = best[:, b].tolist()
-        chars, prev = [], BLANK
-        for idx in path:
-            if idx != prev and idx != BLANK:
-                chars.append(ALPHABET[idx - 1])
-            prev = idx
-        results.append(("".join(chars), float(conf[b])))
-    return results
+    conf = best_p.clamp_min(1e-12).log().sum(0).exp().tolist()
+    # Collapse repeats, drop blanks: a class is kept where it differs from the step before. Done on
+    # whole arrays, then each row's kept bytes joined (a per-step Python loop cost 3 % of a read).
+    previous = torch.cat([torch.full_like(best[:1], BLANK), best[:-1]])
+    kept = torch.where((best != previous) & (best != BLANK), best, BLANK).T.numpy()  # (B, T)
+    rows = _CHAR_BYTES[kept]
+    return [(row.tobytes().replace(b"\0", b"").decode(), c) for row, c in zip(rows, conf)]
+
+
+_CHAR_BYTES = np.frombuffer(b"\0" + ALPHABET.encode(), dtype=np.uint8)  # class index -> byte, blank -> NUL
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
