@@ -71,3 +71,12 @@ def test_unsure_readings_are_read_again_and_faint_ones_not_reported(p, plate, re
         assert answer["corners"] is None and answer["canton"] is None
     else:
         assert answer["canton"] == "ZH" and answer["number"] == "123" and len(answer["corners"]) == 4
+
+
+@pytest.mark.parametrize("reread_below, calls", [(0.0, 1), (1.0, 2)])
+def test_reread_below_is_per_reader(reread_below, calls):
+    ocr = FixedReading("ZH123", 0.96)  # a valid plate at confidence 0.27
+    reader = reader_with(ocr)
+    reader.reread_below = reread_below  # what scripts/fresh_seeds.py --reread-below sets
+    assert reader.read([np.full((60, 200), 128, np.uint8)])[0]["plate"] == "ZH 123"
+    assert ocr.calls == calls

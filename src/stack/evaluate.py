@@ -35,6 +35,15 @@ def read_all(reader: PlateReader, images: np.ndarray, batch_size: int) -> tuple[
     return answers, len(images) / (time.perf_counter() - start)
 
 
+def score(answers: list[dict], texts, present: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """Which answers are right (canton and number exact, or no plate for an empty scene) and the
+    accuracies: over all scenes, over those with a plate, over those without."""
+    correct = np.array([(a["canton"] or "") + (a["number"] or "") == str(t) for a, t in zip(answers, texts)])
+    return correct, {"val_acc": float(correct.mean()),
+                     "plate_acc": float(correct[present].mean()) if present.any() else 0.0,
+                     "no_plate_acc": float(correct[~present].mean()) if (~present).any() else 1.0}
+
+
 def locate_all(reader: PlateReader, images: np.ndarray, batch_size: int) -> np.ndarray:
     """The reader's corners (N, 4, 2) for every scene, whether or not its text was read."""
     return np.concatenate([reader.locate(list(images[i:i + batch_size]))[0].numpy()
@@ -48,14 +57,12 @@ def main() -> None:
     test = load_split(DATA_DIR, "test")
     answers, per_s = read_all(reader, test["images"], params.EvaluateParams.BATCH_SIZE)
     truth = [str(t) for t in test["texts"]]
-    correct = np.array([(a["canton"] or "") + (a["number"] or "") == t for a, t in zip(answers, truth)])
     has = test["present"]
+    correct, accuracies = score(answers, truth, has)
     located = locate_all(reader, test["images"][has], params.EvaluateParams.BATCH_SIZE)
     ious = [quad_iou(p, t) for p, t in zip(located, test["corners"][has])]
     metrics = {
-        "val_acc": float(correct.mean()),
-        "plate_acc": float(correct[has].mean()) if has.any() else 0.0,
-        "no_plate_acc": float(correct[~has].mean()) if (~has).any() else 1.0,
+        **accuracies,
         "mean_iou": float(np.mean(ious)) if ious else 0.0,
         "corner_err_px": float(corner_errors(located, test["corners"][has]).mean()) if ious else 0.0,
         "plates_per_s": round(per_s, 1),
