@@ -22,6 +22,7 @@ from src.datasets.build import load_split  # noqa: E402
 from src.stack.evaluate import DATA_DIR, read_all, score  # noqa: E402
 from src.stack.prepare import make_chunk  # noqa: E402
 from src.stack.reader import PlateReader  # noqa: E402
+from src.utils.errors import UserError, run_main  # noqa: E402
 
 
 def main() -> None:
@@ -32,9 +33,12 @@ def main() -> None:
     parser.add_argument("--reread-below", type=float, nargs="+", default=[None])
     parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
     args = parser.parse_args()
-    taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED}
+    taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED, params.PrepareStackParams.SEED}
     if taken & set(args.seeds):
-        sys.exit(f"--seeds {sorted(taken & set(args.seeds))}: a training set's seed (params.py), pick others")
+        raise UserError(f"--seeds {sorted(taken & set(args.seeds))}: a seed of a training set or of the stack "
+                        "set (params.py), pick others")
+    if args.images < 1 or args.batch < 1:
+        raise UserError("--images and --batch must be at least 1")
     sets = {}
     if os.path.isdir(DATA_DIR):
         sets["stack set"] = load_split(DATA_DIR, "test")
@@ -57,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,7 +24,7 @@ def conv_bn(cin: int, cout: int, stride=1) -> nn.Sequential:
 
 def channels_last(model: nn.Module) -> nn.Module:
     """Convolution weights stored channels-last (NHWC): oneDNN's CPU convolutions then skip layout
-    conversions, 30-40 % faster in training and reading (scripts/bench_train.py, bench_inference.py).
+    conversions, 25-40 % faster in training and reading (scripts/bench_train.py, bench_inference.py).
     The maths is the same; each network's constructor calls it, so loading and copies keep it."""
     return model.to(memory_format=torch.channels_last)
 
@@ -138,7 +138,7 @@ def ctc_greedy_decode(logits: torch.Tensor) -> list[tuple[str, float]]:
     # Collapse repeats, drop blanks: a class is kept where it differs from the step before. Done on
     # whole arrays, then each row's kept bytes joined (a per-step Python loop cost 3 % of a read).
     previous = torch.cat([torch.full_like(best[:1], BLANK), best[:-1]])
-    kept = torch.where((best != previous) & (best != BLANK), best, BLANK).T.numpy()  # (B, T)
+    kept = torch.where((best != previous) & (best != BLANK), best, BLANK).T.cpu().numpy()  # (B, T)
     rows = _CHAR_BYTES[kept]
     return [(row.tobytes().replace(b"\0", b"").decode(), c) for row, c in zip(rows, conf)]
 
