@@ -21,7 +21,7 @@ import params  # noqa: E402
 from src.datasets.build import load_split  # noqa: E402
 from src.stack.evaluate import DATA_DIR, read_all, score  # noqa: E402
 from src.stack.prepare import make_chunk  # noqa: E402
-from src.stack.reader import PlateReader  # noqa: E402
+from src.stack.reader import REREAD_BELOW, PlateReader  # noqa: E402
 from src.utils.errors import UserError, run_main  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["out/models"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 21])
     parser.add_argument("--images", type=int, default=4000, help="scenes per seed")
-    parser.add_argument("--reread-below", type=float, nargs="+", default=[None])
+    parser.add_argument("--reread-below", type=float, nargs="+", default=[REREAD_BELOW])
     parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
     args = parser.parse_args()
     taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED, params.PrepareStackParams.SEED}
@@ -47,7 +47,7 @@ def main() -> None:
     for models in args.models:
         reader = PlateReader.load(models)
         for reread_below in args.reread_below:
-            reader.reread_below = reader.reread_below if reread_below is None else reread_below
+            reader.reread_below = reread_below
             pooled = []
             for name, data in sets.items():
                 answers, per_s = read_all(reader, data["images"], args.batch)

@@ -9,7 +9,8 @@ import torch
 def is_convex(quads: torch.Tensor) -> torch.Tensor:
     """(B, 4, 2) -> (B,) bool: finite corners that turn the same way at all four (no fold, no spike)."""
     edges = quads.roll(-1, 1) - quads
-    turns = edges[:, :, 0] * edges.roll(-1, 1)[:, :, 1] - edges[:, :, 1] * edges.roll(-1, 1)[:, :, 0]
+    following = edges.roll(-1, 1)
+    turns = edges[:, :, 0] * following[:, :, 1] - edges[:, :, 1] * following[:, :, 0]
     return quads.isfinite().all((1, 2)) & ((turns > 0).all(1) | (turns < 0).all(1))
 
 

@@ -126,6 +126,9 @@ def encode_text(text: str) -> list[int]:
     return [ALPHABET.index(c) + 1 for c in text]
 
 
+_CHAR_BYTES = np.frombuffer(b"\0" + ALPHABET.encode(), dtype=np.uint8)  # class index -> byte, blank -> NUL
+
+
 def ctc_greedy_decode(logits: torch.Tensor) -> list[tuple[str, float]]:
     """Best path decoding: (T, B, C) logits -> [(text, confidence)] per sample.
 
@@ -141,9 +144,6 @@ def ctc_greedy_decode(logits: torch.Tensor) -> list[tuple[str, float]]:
     kept = torch.where((best != previous) & (best != BLANK), best, BLANK).T.cpu().numpy()  # (B, T)
     rows = _CHAR_BYTES[kept]
     return [(row.tobytes().replace(b"\0", b"").decode(), c) for row, c in zip(rows, conf)]
-
-
-_CHAR_BYTES = np.frombuffer(b"\0" + ALPHABET.encode(), dtype=np.uint8)  # class index -> byte, blank -> NUL
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
