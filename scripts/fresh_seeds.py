@@ -1,10 +1,10 @@
 """Accuracy of trained models on fresh generator scenes, from seeds no stage uses; no DVC run needed.
 
     python scripts/fresh_seeds.py [--models out/models [DIR ...]] [--seeds 13 21] [--images 4000]
-                                  [--reread-below 0.3 [X ...]]
+                                  [--reread-below 0.3 [X ...]] [--precision int8 float]
 
-For every models folder, seed and `reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every
-plate) prints val_acc, plate_acc and no_plate_acc as evaluate_stack scores them, plus the stack
+For every models folder, precision (the int8 copies the reader runs, or the float networks), seed
+and `reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every plate) prints val_acc, plate_acc and no_plate_acc as evaluate_stack scores them, plus the stack
 test set's (data/prepared/stack) when it exists. Compare models or reader settings on 10 000 scenes
 instead of the stack set's 2 000 (one standard error ±0.5 points there, ±0.23 on 10 000).
 """
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 21])
     parser.add_argument("--images", type=int, default=4000, help="scenes per seed")
     parser.add_argument("--reread-below", type=float, nargs="+", default=[REREAD_BELOW])
+    parser.add_argument("--precision", nargs="+", choices=["int8", "float"], default=["int8"])
     parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
     args = parser.parse_args()
     taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED, params.PrepareStackParams.SEED}
@@ -44,8 +45,9 @@ def main() -> None:
         sets["stack set"] = load_split(DATA_DIR, "test")
     for seed in args.seeds:
         sets[f"seed {seed}"] = make_chunk(0, args.images, params.SEED, seed, params.GeneratorParams, params.SCENE_SIZE)
-    for models in args.models:
-        reader = PlateReader.load(models)
+    for models, precision in ((m, p) for m in args.models for p in args.precision):
+        reader = PlateReader.load(models, int8=precision == "int8")
+        run = f"{models} {'int8' if reader.int8 else 'float'}"  # float where the files hold no int8 copy
         for reread_below in args.reread_below:
             reader.reread_below = reread_below
             pooled = []
@@ -53,10 +55,10 @@ def main() -> None:
                 answers, per_s = read_all(reader, data["images"], args.batch)
                 correct, acc = score(answers, data["texts"], data["present"])
                 pooled.append(correct)
-                print(f"{models} reread_below {reader.reread_below}: {name:9s} ({len(correct)} scenes) "
+                print(f"{run} reread_below {reader.reread_below}: {name:9s} ({len(correct)} scenes) "
                       + ", ".join(f"{k} {v:.4f}" for k, v in acc.items())
                       + f" ({per_s:.0f} scenes/s)")
-            print(f"{models} reread_below {reader.reread_below}: all {sum(map(len, pooled))} scenes "
+            print(f"{run} reread_below {reader.reread_below}: all {sum(map(len, pooled))} scenes "
                   f"val_acc {np.concatenate(pooled).mean():.4f}")
 
 

@@ -120,10 +120,8 @@ class PlateReaderIO(ModelIO):
     files: ClassVar = ("localize/model.pt", "ocr/model.pt")
 
     def dump(self, storage: Storage, path: str, model: PlateReader) -> Artifacts:
-        # The metadata the reader was built from (only the crop margin today), kept if it has it.
-        ocr_extra = getattr(model, "ocr_extra", None) or {"crop_margin": model.crop_margin}
-        parts = ((model.localizer, getattr(model, "localizer_extra", None) or {}),
-                 (model.ocr, ocr_extra))
+        # Each network with the metadata it was saved with: the OCR's crop margin, both int8 copies.
+        parts = ((model.localizer, model.localizer_extra), (model.ocr, model.ocr_extra))
         artifacts = {}
         for name, (network, extra) in zip(self.files, parts):
             with storage.open(posixpath.join(path, name)) as (f, art):
@@ -140,8 +138,8 @@ class PlateReaderIO(ModelIO):
         for name in self.files:
             with artifacts[name].open() as f:
                 loaded.append(load_model(f))
-        (localizer, _), (ocr, ocr_extra) = loaded
-        return PlateReader(localizer, ocr, ocr_extra)
+        (localizer, localizer_extra), (ocr, ocr_extra) = loaded
+        return PlateReader(localizer, ocr, ocr_extra, localizer_extra)
 
 
 class PlateReaderModelType(ModelType, ModelHook, IsInstanceHookMixin):

@@ -135,6 +135,7 @@ def weights(path):
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, capsys):
     straight = run_train(tmp_path / "a")
     reference = weights(tmp_path / "a" / "model" / "model.pt")
+    assert "int8" in load_model(tmp_path / "a" / "model" / "model.pt")[1]  # the copy the reader runs
 
     calls = {"n": 0}
 
@@ -241,3 +242,32 @@ def test_folded_batchnorm_gives_the_same_outputs():
                         folded if isinstance(folded, tuple) else (folded,)):
             assert torch.allclose(a, b, atol=1e-3, rtol=1e-3)
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+
+
+def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
+    from src.models.quantize import available, calibrate, int8_copy
+
+    if not available():
+        pytest.skip("this PyTorch build has no x86 int8 kernels")
+    torch.manual_seed(0)
+    for model, shape in ((Localizer(width=8, input_size=64), (1, 64, 64)), (PlateOCR(width=8), (1, 32, 128))):
+        model.train()
+        for _ in range(3):  # non-trivial BatchNorm statistics, folded by the conversion
+            model(torch.rand(16, *shape) * 255)
+        model.eval()
+        inputs = torch.randint(0, 256, (96, *shape)).float()
+        save_model(model, tmp_path / "m.pt", {"int8": calibrate(model, inputs[:64])})
+        loaded, extra = load_model(tmp_path / "m.pt")
+        int8 = int8_copy(loaded, extra["int8"])
+        assert not any(isinstance(m, torch.nn.Conv2d) and type(m) is torch.nn.Conv2d
+                       for name, m in int8.named_modules() if name not in getattr(model, "float_modules", ()))
+        x = inputs[64:]  # inputs the calibration did not see
+        with torch.no_grad():
+            expected, got = model(x), int8(x)
+        if isinstance(model, Localizer):  # what the reader uses: corners and the present logit
+            corners = Localizer.corners(expected[0], 64), Localizer.corners(got[0], 64)
+            assert (corners[0] - corners[1]).abs().max() < 1.0  # pixels of a 64 px input
+            expected, got = expected[1], got[1]
+        assert (expected - got).abs().max() < 0.05 * expected.abs().max()
+        assert torch.equal(int8(x)[0], int8_copy(model, extra["int8"])(x)[0])  # rebuilt the same
+    assert int8_copy(model, None) is None  # files saved without an int8 state: the reader stays float

@@ -80,3 +80,22 @@ def test_reread_below_is_per_reader(reread_below, calls):
     reader.reread_below = reread_below  # what scripts/fresh_seeds.py --reread-below sets
     assert reader.read([np.full((60, 200), 128, np.uint8)])[0]["plate"] == "ZH 123"
     assert ocr.calls == calls
+
+
+def test_reader_runs_the_int8_copies_the_model_files_carry(tmp_path):
+    from src.models.networks import PlateOCR, save_model
+    from src.models.quantize import available, calibrate
+
+    torch.manual_seed(0)
+    localizer, ocr = Localizer(width=4, input_size=32).eval(), PlateOCR(width=8).eval()
+    for name, model, extra in (
+            ("localize", localizer, {"int8": calibrate(localizer, torch.randint(0, 256, (8, 1, 32, 32)))}),
+            ("ocr", ocr, {"crop_margin": 0.1, "int8": calibrate(ocr, torch.randint(0, 256, (8, 1, 32, 128)))})):
+        (tmp_path / name).mkdir()
+        save_model(model, tmp_path / name / "model.pt", extra)
+    scenes = [np.random.default_rng(i).integers(0, 256, (80, 120), dtype=np.uint8) for i in range(3)]
+    for int8 in (True, False):
+        reader = PlateReader.load(tmp_path, int8=int8)
+        assert reader.int8 == (int8 and available())
+        assert isinstance(reader._read_text, torch.fx.GraphModule) == reader.int8
+        assert len(reader.read(scenes)) == 3

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from src.models.networks import Localizer, PlateOCR, save_model
+from src.models.quantize import available, calibrate
 from src.stack.reader import PlateReader
 from src.utils.images import load_image
 from tests.conftest import ROOT, stop
@@ -87,7 +88,11 @@ def models_dir(tmp_path_factory) -> Path:
         localizer.present.bias.fill_(1.0)
         ocr.classify.weight.mul_(4)
         ocr.classify.bias[0] = 9.0
-    for name, model, extra in (("localize", localizer, {}), ("ocr", ocr, {"crop_margin": 0.08})):
+    # With int8 copies, as training saves them, calibrated here on random inputs.
+    localizer_int8 = calibrate(localizer, torch.randint(0, 256, (32, 1, 64, 64)))
+    ocr_int8 = calibrate(ocr, torch.randint(0, 256, (32, 1, 32, 128)))
+    for name, model, extra in (("localize", localizer, {"int8": localizer_int8}),
+                               ("ocr", ocr, {"crop_margin": 0.08, "int8": ocr_int8})):
         (root / name).mkdir()
         save_model(model, root / name / "model.pt", extra)
     return root
@@ -153,6 +158,7 @@ def test_mlem_load_gives_the_same_reader(package, reader):
 
     loaded = mlem.api.load(str(package))
     assert isinstance(loaded, PlateReader)
+    assert loaded.int8 == reader.int8 == available()  # the package keeps the int8 copies
     images = [load_image(encode(scene(300, 200), "PNG")) for _ in range(3)]
     for image in images:
         assert_same_answer(loaded.predict(image), reader.predict(image))

@@ -5,6 +5,7 @@ Each model stores its own constructor arguments (`config`) so a saved file rebui
 """
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -41,6 +42,8 @@ class Localizer(nn.Module):
     vector). A top-down path brings context from the coarse 1/16 map back to 1/4, where the
     heatmaps live. No convolution runs at full resolution: that is what keeps it cheap on a CPU.
     """
+
+    float_modules = ("head.1",)  # the heatmap logits stay float in the int8 copy (src/models/quantize.py)
 
     def __init__(self, width: int = 16, input_size: int = 64):
         super().__init__()
@@ -169,7 +172,11 @@ def save_model(model: nn.Module, path, extra: dict | None = None) -> None:
 
 
 def load_model(path, map_location="cpu") -> tuple[nn.Module, dict]:
-    blob = torch.load(path, map_location=map_location, weights_only=True)
+    with warnings.catch_warnings():
+        # An int8 state (src/models/quantize.py) loads through torch.ao's deprecated storage and
+        # quantized-tensor paths; their warnings say nothing a user of this file can act on.
+        warnings.filterwarnings("ignore", message=".*(TypedStorage|quantized tensor creation)")
+        blob = torch.load(path, map_location=map_location, weights_only=True)
     model = MODELS[blob["class"]](**blob["config"])
     model.load_state_dict(blob["state_dict"])
     return model.eval(), blob["extra"]

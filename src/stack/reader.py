@@ -17,6 +17,7 @@ from PIL import Image
 from src.models.geometry import is_convex
 from src.models.networks import Localizer, ctc_greedy_decode, fold_batchnorm
 from src.models.preprocess import WINDOW_PASSES, fit_square, frame_to_scene, window_inputs
+from src.models.quantize import int8_copy
 from src.models.rectify import rectify
 from src.utils.errors import UserError
 from src.utils.models import load_trained
@@ -100,11 +101,20 @@ def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tenso
 class PlateReader:
     """Reads Swiss plates from scenes with a trained localizer and OCR model."""
 
-    def __init__(self, localizer: Localizer, ocr: torch.nn.Module, ocr_extra: dict):
-        self.localizer = localizer.eval()  # the trained networks, as saved
+    def __init__(self, localizer: Localizer, ocr: torch.nn.Module, ocr_extra: dict,
+                 localizer_extra: dict | None = None, int8: bool = True):
+        self.localizer = localizer.eval()  # the trained networks and their metadata, as saved
         self.ocr = ocr.eval()
-        self._localize = fold_batchnorm(localizer)  # what reading runs: the same maths, faster
-        self._read_text = fold_batchnorm(ocr)
+        self.localizer_extra = localizer_extra or {}
+        self.ocr_extra = ocr_extra
+        # What reading runs: the int8 copies saved with the models (src/models/quantize.py; ~2x
+        # faster), or without them (int8=False, older files, ARM) the float networks with
+        # BatchNorm folded into the convolutions (the same maths, faster).
+        int8_localizer = int8_copy(localizer, self.localizer_extra.get("int8")) if int8 else None
+        int8_ocr = int8_copy(ocr, ocr_extra.get("int8")) if int8 else None
+        self.int8 = int8_localizer is not None and int8_ocr is not None
+        self._localize = int8_localizer if self.int8 else fold_batchnorm(localizer)
+        self._read_text = int8_ocr if self.int8 else fold_batchnorm(ocr)
         self.input_size = localizer.config["input_size"]
         self.crop_height = ocr.config["crop_height"]
         self.crop_width = ocr.config["crop_width"]
@@ -113,10 +123,10 @@ class PlateReader:
         self.reread_below = REREAD_BELOW  # per reader, so that scripts/fresh_seeds.py can compare values
 
     @classmethod
-    def load(cls, models_dir: str | os.PathLike = "out/models") -> "PlateReader":
-        localizer, _ = load_trained(os.path.join(models_dir, "localize", "model.pt"))
+    def load(cls, models_dir: str | os.PathLike = "out/models", int8: bool = True) -> "PlateReader":
+        localizer, localizer_extra = load_trained(os.path.join(models_dir, "localize", "model.pt"))
         ocr, ocr_extra = load_trained(os.path.join(models_dir, "ocr", "model.pt"))
-        return cls(localizer, ocr, ocr_extra)
+        return cls(localizer, ocr, ocr_extra, localizer_extra, int8)
 
     @torch.inference_mode()
     def read(self, images: list[np.ndarray]) -> list[dict]:
