@@ -4,8 +4,9 @@
                                   [--reread-below 0.3 [X ...]] [--precision int8 float]
 
 For every models folder, precision (the int8 copies the reader runs, or the float networks), seed
-and `reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every plate) prints val_acc, plate_acc and no_plate_acc as evaluate_stack scores them, plus the stack
-test set's (data/prepared/stack) when it exists. Compare models or reader settings on 10 000 scenes
+and `reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every plate) prints val_acc, plate_acc
+and no_plate_acc as evaluate_stack scores them, plus the stack test set's (data/prepared/stack)
+when it exists. Compare models or reader settings on 10 000 scenes
 instead of the stack set's 2 000 (one standard error ±0.5 points there, ±0.23 on 10 000).
 """
 

@@ -7,6 +7,7 @@ import torch
 from src.localize.train import localize_loss
 from src.models.geometry import is_convex, quad_iou
 from src.models.networks import ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, load_model, save_model
+from src.models.quantize import available as int8_available
 from src.models.rectify import rectify
 from src.models.training import train
 from src.ocr.train import ctc_loss, encode_targets
@@ -135,7 +136,8 @@ def weights(path):
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, capsys):
     straight = run_train(tmp_path / "a")
     reference = weights(tmp_path / "a" / "model" / "model.pt")
-    assert "int8" in load_model(tmp_path / "a" / "model" / "model.pt")[1]  # the copy the reader runs
+    # The int8 copy the reader runs, where this PyTorch has the kernels for it.
+    assert ("int8" in load_model(tmp_path / "a" / "model" / "model.pt")[1]) == int8_available()
 
     calls = {"n": 0}
 
@@ -157,6 +159,13 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, capsys):
     # The DVCLive history of the resumed run holds all three epochs.
     rows = (tmp_path / "b" / "run" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
     assert len(rows) == 1 + TinyParams.EPOCHS
+
+
+def test_training_without_int8_kernels_saves_the_float_network_only(tmp_path, monkeypatch):
+    monkeypatch.setattr("src.models.training.int8_available", lambda: False)  # as on ARM
+    run_train(tmp_path, p=OneEpoch)
+    model, extra = load_model(tmp_path / "model" / "model.pt")
+    assert extra == {} and isinstance(model, PlateOCR)
 
 
 class EditedOCR(PlateOCR):
@@ -245,9 +254,9 @@ def test_folded_batchnorm_gives_the_same_outputs():
 
 
 def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
-    from src.models.quantize import available, calibrate, int8_copy
+    from src.models.quantize import calibrate, int8_copy
 
-    if not available():
+    if not int8_available():
         pytest.skip("this PyTorch build has no x86 int8 kernels")
     torch.manual_seed(0)
     for model, shape in ((Localizer(width=8, input_size=64), (1, 64, 64)), (PlateOCR(width=8), (1, 32, 128))):
@@ -259,7 +268,7 @@ def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
         save_model(model, tmp_path / "m.pt", {"int8": calibrate(model, inputs[:64])})
         loaded, extra = load_model(tmp_path / "m.pt")
         int8 = int8_copy(loaded, extra["int8"])
-        assert not any(isinstance(m, torch.nn.Conv2d) and type(m) is torch.nn.Conv2d
+        assert not any(type(m) is torch.nn.Conv2d  # every float convolution replaced, but the kept ones
                        for name, m in int8.named_modules() if name not in getattr(model, "float_modules", ()))
         x = inputs[64:]  # inputs the calibration did not see
         with torch.no_grad():

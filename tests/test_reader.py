@@ -86,6 +86,8 @@ def test_reader_runs_the_int8_copies_the_model_files_carry(tmp_path):
     from src.models.networks import PlateOCR, save_model
     from src.models.quantize import available, calibrate
 
+    if not available():
+        pytest.skip("this PyTorch build has no x86 int8 kernels")
     torch.manual_seed(0)
     localizer, ocr = Localizer(width=4, input_size=32).eval(), PlateOCR(width=8).eval()
     for name, model, extra in (
@@ -96,6 +98,6 @@ def test_reader_runs_the_int8_copies_the_model_files_carry(tmp_path):
     scenes = [np.random.default_rng(i).integers(0, 256, (80, 120), dtype=np.uint8) for i in range(3)]
     for int8 in (True, False):
         reader = PlateReader.load(tmp_path, int8=int8)
-        assert reader.int8 == (int8 and available())
+        assert reader.int8 == int8
         assert isinstance(reader._read_text, torch.fx.GraphModule) == reader.int8
         assert len(reader.read(scenes)) == 3

@@ -88,11 +88,13 @@ def models_dir(tmp_path_factory) -> Path:
         localizer.present.bias.fill_(1.0)
         ocr.classify.weight.mul_(4)
         ocr.classify.bias[0] = 9.0
-    # With int8 copies, as training saves them, calibrated here on random inputs.
-    localizer_int8 = calibrate(localizer, torch.randint(0, 256, (32, 1, 64, 64)))
-    ocr_int8 = calibrate(ocr, torch.randint(0, 256, (32, 1, 32, 128)))
-    for name, model, extra in (("localize", localizer, {"int8": localizer_int8}),
-                               ("ocr", ocr, {"crop_margin": 0.08, "int8": ocr_int8})):
+    # With int8 copies, as training saves them (where PyTorch has int8 kernels), calibrated here on
+    # random inputs.
+    localizer_extra, ocr_extra = {}, {"crop_margin": 0.08}
+    if available():
+        localizer_extra["int8"] = calibrate(localizer, torch.randint(0, 256, (32, 1, 64, 64)))
+        ocr_extra["int8"] = calibrate(ocr, torch.randint(0, 256, (32, 1, 32, 128)))
+    for name, model, extra in (("localize", localizer, localizer_extra), ("ocr", ocr, ocr_extra)):
         (root / name).mkdir()
         save_model(model, root / name / "model.pt", extra)
     return root

@@ -33,7 +33,7 @@ def _prepared(model: nn.Module, example: torch.Tensor) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx
 
-    torch.backends.quantized.engine = ENGINE
+    torch.backends.quantized.engine = ENGINE  # process-wide, and already the default on x86
     mapping = get_default_qconfig_mapping(ENGINE)
     for name in getattr(model, "float_modules", ()):
         mapping = mapping.set_module_name(name, None)

@@ -18,6 +18,7 @@ import torch
 
 from src.models.networks import load_model, save_model
 from src.models.quantize import CALIBRATION_INPUTS, calibrate
+from src.models.quantize import available as int8_available
 from src.utils import validate
 from src.utils.errors import UserError
 from src.utils.memory import keep_freed_memory
@@ -158,11 +159,13 @@ def train(*, name: str, p, make_model: Callable[[], torch.nn.Module], loss_fn: L
 
     # The int8 copy the reader runs (src/models/quantize.py), calibrated on a fixed sample of the
     # training inputs, which are what the reader feeds it (whole scenes and windows; plate crops).
-    model = model.cpu()
-    sample = torch.randperm(n, generator=torch.Generator().manual_seed(p.SEED))[:CALIBRATION_INPUTS]
-    int8 = calibrate(model, torch.from_numpy(train["images"][sample.numpy()]).unsqueeze(1))
+    # Where PyTorch has no int8 kernels (ARM) the file holds the float network only.
+    model, extra = model.cpu(), dict(model_extra)
+    if int8_available():
+        sample = torch.randperm(n, generator=torch.Generator().manual_seed(p.SEED))[:CALIBRATION_INPUTS]
+        extra["int8"] = calibrate(model, torch.from_numpy(train["images"][sample.numpy()]).unsqueeze(1))
     os.makedirs(os.path.dirname(model_path), exist_ok=True)
-    save_model(model, model_path, {**model_extra, "int8": int8})
+    save_model(model, model_path, extra)
     summary = {"final_train_loss": history[-1]["train/loss"], "final_val_loss": history[-1]["val/loss"],
                "epochs": p.EPOCHS, "train_images_per_s": round(seen / busy, 1) if busy else 0.0,
                "device": dev.type}
