@@ -280,3 +280,15 @@ def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
         assert (expected - got).abs().max() < 0.05 * expected.abs().max()
         assert torch.equal(int8(x)[0], int8_copy(model, extra["int8"])(x)[0])  # rebuilt the same
     assert int8_copy(model, None) is None  # files saved without an int8 state: the reader stays float
+
+
+def test_square_to_quad_maps_the_unit_square_onto_each_quad():
+    from src.models.rectify import apply_homography, square_to_quad
+
+    torch.manual_seed(0)
+    quads = torch.tensor([[60.0, 100], [200, 95], [205, 140], [58, 150]]) + torch.randn(32, 4, 2) * 15
+    unit = torch.tensor([[0.0, 0], [1, 0], [1, 1], [0, 1]]).expand(32, 4, 2)
+    assert torch.allclose(apply_homography(square_to_quad(quads), unit), quads.double(), atol=1e-9)
+    # All corners in one point (an untrained localizer): finite, everything mapped onto that point.
+    point = torch.full((1, 4, 2), 50.0)
+    assert torch.allclose(apply_homography(square_to_quad(point), torch.rand(1, 5, 2)), torch.full((1, 5, 2), 50.0).double())

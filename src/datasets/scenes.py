@@ -27,6 +27,7 @@ import params
 from src.datasets import augment, backgrounds
 from src.generators import plates
 from src.utils.errors import UserError
+from src.utils.homography import square_to_quad_coefficients
 
 EDGE_MARGIN = 1.0  # corners stay this many pixels inside the scene
 
@@ -57,15 +58,8 @@ def apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def square_to_quad(q) -> np.ndarray:
     """The homography mapping the unit square (0,0), (1,0), (1,1), (0,1) onto quad q (closed form)."""
-    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = (tuple(map(float, p)) for p in q)
-    sx, sy = x0 - x1 + x2 - x3, y0 - y1 + y2 - y3
-    dx1, dx2, dy1, dy2 = x1 - x2, x3 - x2, y1 - y2, y3 - y2
-    den = dx1 * dy2 - dx2 * dy1
-    g = (sx * dy2 - dx2 * sy) / den
-    h = (dx1 * sy - sx * dy1) / den
-    return np.array([[x1 - x0 + g * x1, x3 - x0 + h * x3, x0],
-                     [y1 - y0 + g * y1, y3 - y0 + h * y3, y0],
-                     [g, h, 1.0]])
+    a, b, c, d, e, f, g, h = square_to_quad_coefficients(*(float(v) for point in q for v in point))
+    return np.array([[a, b, c], [d, e, f], [g, h, 1.0]])
 
 
 def quad_homography(src, dst) -> np.ndarray:

@@ -10,26 +10,13 @@ at x + 0.5. Corners are ordered top-left, top-right, bottom-right, bottom-left o
 import torch
 import torch.nn.functional as F
 
+from src.utils.homography import square_to_quad_coefficients
+
 
 def square_to_quad(corners: torch.Tensor) -> torch.Tensor:
     """Homographies (B, 3, 3) mapping the unit square (0,0),(1,0),(1,1),(0,1) onto the quads."""
-    corners = corners.to(torch.float64)
-    batch = corners.shape[0]
-    src = torch.tensor([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=torch.float64)
-    rows = []
-    rhs = []
-    for k in range(4):
-        u, v = src[k]
-        x, y = corners[:, k, 0], corners[:, k, 1]
-        zero, one = torch.zeros(batch, dtype=torch.float64), torch.ones(batch, dtype=torch.float64)
-        rows.append(torch.stack([u * one, v * one, one, zero, zero, zero, -u * x, -v * x], 1))
-        rows.append(torch.stack([zero, zero, zero, u * one, v * one, one, -u * y, -v * y], 1))
-        rhs += [x, y]
-    a = torch.stack(rows, 1)  # (B, 8, 8)
-    b = torch.stack(rhs, 1)  # (B, 8)
-    # A degenerate quad (collinear corners) has no homography; lstsq keeps it finite.
-    h = torch.linalg.lstsq(a, b.unsqueeze(-1)).solution.squeeze(-1)
-    return torch.cat([h, torch.ones(batch, 1, dtype=torch.float64)], 1).view(batch, 3, 3)
+    coefficients = square_to_quad_coefficients(*corners.to(torch.float64).flatten(1).unbind(1))
+    return torch.stack([*coefficients, torch.ones_like(coefficients[0])], 1).view(-1, 3, 3)
 
 
 def apply_homography(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
