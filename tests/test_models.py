@@ -221,6 +221,22 @@ def test_frames_map_input_pixels_to_the_scene_and_back():
     assert torch.allclose(frame_to_scene(whole, points, 64), points / 0.25, atol=1e-3)
 
 
+def test_first_pass_input_is_the_scene_shrunk_top_left_as_pillow_shrinks_it():
+    from PIL import Image
+
+    from src.models.preprocess import PAD_VALUE, fit_square
+
+    # Two wide scenes of one size: shrunk by 96 / 300, pasted top-left, the rest padding.
+    scenes = np.random.default_rng(0).integers(0, 256, (2, 150, 300), dtype=np.uint8)
+    scenes[1, :, :150] = 255  # a sharp edge: a shrink without antialiasing would differ near it
+    inputs, scale = fit_square(torch.from_numpy(scenes).unsqueeze(1).float(), 96)
+    assert inputs.shape == (2, 96, 96) and inputs.dtype == torch.uint8 and scale == 96 / 300
+    assert (inputs[:, 48:] == PAD_VALUE).all()
+    for scene, got in zip(scenes, inputs):  # Pillow's antialiased shrink, to within one grey level
+        expected = np.asarray(Image.fromarray(scene).resize((96, 48), Image.BILINEAR, reducing_gap=None))
+        assert np.abs(got[:48].numpy().astype(int) - expected).max() <= 1
+
+
 def test_second_pass_window_shows_the_quad_upright_with_its_margin():
     from src.models.preprocess import WINDOW_MARGIN, window_inputs
 
@@ -268,7 +284,7 @@ def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
         save_model(model, tmp_path / "m.pt", {"int8": calibrate(model, inputs[:64])})
         loaded, extra = load_model(tmp_path / "m.pt")
         int8 = int8_copy(loaded, extra["int8"])
-        assert not any(type(m) is torch.nn.Conv2d  # every float convolution replaced, but the kept ones
+        assert not any(type(m) in (torch.nn.Conv2d, torch.nn.GRU)  # all replaced, but the kept ones
                        for name, m in int8.named_modules() if name not in getattr(model, "float_modules", ()))
         x = inputs[64:]  # inputs the calibration did not see
         with torch.no_grad():

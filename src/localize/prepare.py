@@ -12,7 +12,6 @@ from functools import partial
 
 import numpy as np
 import torch
-from PIL import Image
 
 import params
 from src.datasets.build import build, item_rng, split_sizes, write_splits
@@ -53,26 +52,24 @@ def random_quad(rng: np.random.Generator, scene_size: int) -> np.ndarray:
 
 def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
                input_size: int) -> dict[str, np.ndarray]:
-    images, corners, present, scales, scenes, frames = [], [], [], [], [], []
+    scenes, frames = [], []
     for index in range(start, stop):
         rng = item_rng(base_seed, stage_seed, index)
         scene = make_scene(rng, gen, scene_size)
-        small, scale = fit_square(Image.fromarray(scene.image), input_size)
-        images.append(small)
-        corners.append(scene.corners * scale)
-        present.append(scene.present)
-        scales.append(scale)
         scenes.append(scene)
         frames.append(perturb_quad(scene.corners, rng, WINDOW_SHIFT, WINDOW_SCALE, WINDOW_CORNER_NOISE) if scene.present
                       else random_quad(rng, scene_size))
+    # float64 resampling: pixel flips between runs become rare (see `rectify`).
+    images = torch.from_numpy(np.stack([s.image for s in scenes])).unsqueeze(1)
+    small, scale = fit_square(images, input_size, torch.float64)
     frames = torch.from_numpy(np.stack(frames))
-    windows = window_inputs(torch.from_numpy(np.stack([s.image for s in scenes])).unsqueeze(1), frames, input_size,
-                            torch.float64)  # float64: pixel flips between runs become rare
-    window_corners = scene_to_frame(frames, torch.from_numpy(np.stack([s.corners for s in scenes])), input_size)
-    window_corners[~torch.tensor(present)] = 0
-    return {"images": np.stack(images), "corners": np.stack(corners).astype(np.float32),
-            "present": np.array(present, dtype=bool),
-            "frames": whole_scene_frames(torch.tensor(scales), input_size).numpy(),
+    windows = window_inputs(images, frames, input_size, torch.float64)
+    corners = np.stack([s.corners for s in scenes])
+    present = np.array([s.present for s in scenes], dtype=bool)
+    window_corners = scene_to_frame(frames, torch.from_numpy(corners), input_size)
+    window_corners[~torch.from_numpy(present)] = 0
+    return {"images": small.numpy(), "corners": (corners * scale).astype(np.float32), "present": present,
+            "frames": whole_scene_frames(torch.full((len(scenes),), scale), input_size).numpy(),
             "window_images": windows.numpy(), "window_corners": window_corners.numpy(),
             "window_frames": frames.numpy()}
 
