@@ -1,10 +1,12 @@
 """Accuracy of trained models on fresh generator scenes, from seeds no stage uses; no DVC run needed.
 
     python scripts/fresh_seeds.py [--models out/models [DIR ...]] [--seeds 13 21] [--images 4000]
-                                  [--reread-below 0.3 [X ...]] [--precision int8 float]
+                                  [--reread-below 0.3 [X ...]] [--reread-shifts 0,-0.12/0,0.12 [S ...]]
+                                  [--precision int8 float]
 
-For every models folder, precision (the int8 copies the reader runs, or the float networks), seed
-and `reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every plate) prints val_acc, plate_acc
+For every models folder, precision (the int8 copies the reader runs, or the float networks), seed,
+`reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every plate) and set of reread shifts (its
+REREAD_SHIFTS: dx,dy pairs, shares of the plate's width and height, joined by /) prints val_acc, plate_acc
 and no_plate_acc as evaluate_stack scores them, plus the stack test set's (data/prepared/stack)
 when it exists. Compare models or reader settings on 10 000 scenes
 instead of the stack set's 2 000 (one standard error ±0.5 points there, ±0.23 on 10 000).
@@ -22,8 +24,23 @@ import params  # noqa: E402
 from src.datasets.build import load_split  # noqa: E402
 from src.stack.evaluate import DATA_DIR, read_all, score  # noqa: E402
 from src.stack.prepare import make_chunk  # noqa: E402
-from src.stack.reader import REREAD_BELOW, PlateReader  # noqa: E402
+from src.stack.reader import REREAD_BELOW, REREAD_SHIFTS, PlateReader  # noqa: E402
 from src.utils.errors import UserError, run_main  # noqa: E402
+
+
+def format_shifts(shifts) -> str:
+    return "/".join(f"{dx:g},{dy:g}" for dx, dy in shifts)
+
+
+def parse_shifts(value: str) -> tuple[tuple[float, float], ...]:
+    """"0,-0.12/0,0.12" -> ((0.0, -0.12), (0.0, 0.12))."""
+    try:
+        shifts = tuple(tuple(float(v) for v in pair.split(",")) for pair in value.split("/"))
+    except ValueError:
+        shifts = ()
+    if not shifts or any(len(pair) != 2 for pair in shifts):
+        raise UserError(f"--reread-shifts {value!r}: expected dx,dy pairs joined by /, e.g. 0,-0.12/0,0.12")
+    return shifts
 
 
 def main() -> None:
@@ -32,9 +49,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 21])
     parser.add_argument("--images", type=int, default=4000, help="scenes per seed")
     parser.add_argument("--reread-below", type=float, nargs="+", default=[REREAD_BELOW])
+    parser.add_argument("--reread-shifts", nargs="+", type=str,
+                        default=[format_shifts(REREAD_SHIFTS)])
     parser.add_argument("--precision", nargs="+", choices=["int8", "float"], default=["int8"])
     parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
     args = parser.parse_args()
+    shift_sets = [parse_shifts(value) for value in args.reread_shifts]
     taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED, params.PrepareStackParams.SEED}
     if taken & set(args.seeds):
         raise UserError(f"--seeds {sorted(taken & set(args.seeds))}: a seed of a training set or of the stack "
@@ -49,18 +69,18 @@ def main() -> None:
     for models, precision in ((m, p) for m in args.models for p in args.precision):
         reader = PlateReader.load(models, int8=precision == "int8")
         run = f"{models} {'int8' if reader.int8 else 'float'}"  # float where the files hold no int8 copy
-        for reread_below in args.reread_below:
-            reader.reread_below = reread_below
+        for reread_below, shifts in ((b, s) for b in args.reread_below for s in shift_sets):
+            reader.reread_below, reader.reread_shifts = reread_below, shifts
+            setting = f"{run} reread_below {reread_below} shifts {format_shifts(shifts)}"
             pooled = []
             for name, data in sets.items():
                 answers, per_s = read_all(reader, data["images"], args.batch)
                 correct, acc = score(answers, data["texts"], data["present"])
                 pooled.append(correct)
-                print(f"{run} reread_below {reader.reread_below}: {name:9s} ({len(correct)} scenes) "
+                print(f"{setting}: {name:9s} ({len(correct)} scenes) "
                       + ", ".join(f"{k} {v:.4f}" for k, v in acc.items())
                       + f" ({per_s:.0f} scenes/s)")
-            print(f"{run} reread_below {reader.reread_below}: all {sum(map(len, pooled))} scenes "
-                  f"val_acc {np.concatenate(pooled).mean():.4f}")
+            print(f"{setting}: all {sum(map(len, pooled))} scenes val_acc {np.concatenate(pooled).mean():.4f}")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ class PlateReader:
         self.crop_width = ocr.config["crop_width"]
         margin = ocr_extra.get("crop_margin", 0.0)  # one share for both axes, or [x, y]
         self.crop_margin = tuple(map(float, margin)) if isinstance(margin, (list, tuple)) else float(margin)
-        self.reread_below = REREAD_BELOW  # per reader, so that scripts/fresh_seeds.py can compare values
+        # Per reader, so that scripts/fresh_seeds.py can compare values.
+        self.reread_below, self.reread_shifts = REREAD_BELOW, REREAD_SHIFTS
 
     @classmethod
     def load(cls, models_dir: str | os.PathLike = "out/models", int8: bool = True) -> "PlateReader":
@@ -194,8 +195,8 @@ class PlateReader:
         """`texts` with the scenes at positions `unsure` read again from shifted quads, each
         answer then voted among its readings (`best_reading`)."""
         # Shift-major, in one resampling: reading k of scene j is at k * len(unsure) + j.
-        groups = group_by_shape([grays[i] for _ in REREAD_SHIFTS for i in unsure])
-        again = self.texts(self.crops(groups, shifted_quads(corners[unsure], REREAD_SHIFTS).flatten(0, 1)))
+        groups = group_by_shape([grays[i] for _ in self.reread_shifts for i in unsure])
+        again = self.texts(self.crops(groups, shifted_quads(corners[unsure], self.reread_shifts).flatten(0, 1)))
         texts = list(texts)
         for j, i in enumerate(unsure):
             texts[i] = best_reading([texts[i]] + again[j::len(unsure)])
