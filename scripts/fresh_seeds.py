@@ -6,7 +6,8 @@
 
 For every models folder, precision (the int8 copies the reader runs, or the float networks), seed,
 `reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every plate) and set of reread shifts (its
-REREAD_SHIFTS: dx,dy pairs, shares of the plate's width and height, joined by /) prints val_acc, plate_acc
+REREAD_SHIFTS: dx,dy pairs, shares of the plate's width and height, joined by /; start a set with a
+pair whose dx is not negative, or argparse takes it for an option) prints val_acc, plate_acc
 and no_plate_acc as evaluate_stack scores them, plus the stack test set's (data/prepared/stack)
 when it exists. Compare models or reader settings on 10 000 scenes
 instead of the stack set's 2 000 (one standard error ±0.5 points there, ±0.23 on 10 000).
