@@ -3,6 +3,8 @@ reproducible, no-plate scenes are flagged, plates stay inside the scene, bad par
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -183,6 +185,24 @@ def test_reproducible_and_seed_dependent():
         assert (a.canton, a.number, a.present, a.back_style) == (b.canton, b.number, b.present, b.back_style)
     images = {s.image.tobytes() for s in first}
     assert len(images) == len(first)
+
+
+def test_use_fonts_draws_in_another_typeface_and_back():
+    """scripts/robustness.py draws plates in a font the training data never use, then restores them."""
+    serif = os.path.join(fonts.mpl_font_dir() or "", "DejaVuSerif.ttf")  # not a training font
+    if not os.path.exists(serif):
+        pytest.skip("matplotlib ships no DejaVuSerif.ttf here")
+    trained_glyph, trained_scene = fonts.glyph(0, 40, "R").mask, make_scene(rng(5), NoAug).image
+    fonts.use_fonts([serif])
+    try:
+        assert fonts.num_fonts() == 1
+        assert not np.array_equal(fonts.glyph(0, 40, "R").mask, trained_glyph)  # font 0 is now the serif
+        assert not np.array_equal(make_scene(rng(5), NoAug).image, trained_scene)
+    finally:
+        fonts.use_fonts(None)
+    assert fonts.font_names() == fonts.training_fonts()
+    assert np.array_equal(fonts.glyph(0, 40, "R").mask, trained_glyph)
+    assert np.array_equal(make_scene(rng(5), NoAug).image, trained_scene)
 
 
 def test_no_plate_scenes_are_flagged():

@@ -47,7 +47,7 @@ class Glyph:
         return self.mask.shape[1]
 
 
-def _mpl_font_dir() -> str | None:
+def mpl_font_dir() -> str | None:
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - matplotlib is a dependency
@@ -56,13 +56,30 @@ def _mpl_font_dir() -> str | None:
 
 
 @lru_cache(maxsize=1)
-def font_names() -> tuple[str, ...]:
-    """Fonts available on this machine, in a fixed order (the generator draws from this list)."""
+def training_fonts() -> tuple[str, ...]:
+    """The fonts the pipeline draws plates in, in a fixed order (the generator draws an index)."""
     names = [DEFAULT_FONT]
-    folder = _mpl_font_dir()
+    folder = mpl_font_dir()
     if folder:
         names += [os.path.join(folder, f) for f in MPL_FONT_FILES if os.path.exists(os.path.join(folder, f))]
     return tuple(names)
+
+
+_chosen_fonts: tuple[str, ...] | None = None
+
+
+def font_names() -> tuple[str, ...]:
+    """The fonts the generator draws from: the training fonts, unless `use_fonts` chose others."""
+    return _chosen_fonts or training_fonts()
+
+
+def use_fonts(names: tuple[str, ...] | None) -> None:
+    """Draw every plate and distractor in these font files from now on, in this process (None: the
+    training fonts again). scripts/robustness.py reads plates in typefaces the models never saw."""
+    global _chosen_fonts
+    _chosen_fonts = tuple(names) if names else None
+    _BASE.clear()  # the glyph caches are keyed by font index, which now names another font
+    _GLYPHS.clear()
 
 
 def num_fonts() -> int:

@@ -1,0 +1,116 @@
+"""How the trained reader holds up on scenes unlike its training data; no DVC run needed.
+
+    python scripts/robustness.py [--models out/models] [--images 2000] [--seed 51] [--float]
+
+The reader will meet plates drawn in other typefaces, photographed at other sizes and degraded in
+ways the generator does not make. This reads --images scenes from a seed no stage uses under each
+of these conditions and prints val_acc, plate_acc and no_plate_acc per condition (a markdown table):
+
+- as trained: the generator's own scenes (the reference row);
+- held-out typefaces: every plate (and every distractor text) drawn in one font file the training
+  data never use, one row per font: matplotlib's serif fonts, and Liberation Sans, Sans Narrow,
+  Mono and Serif where the system has them (Debian's fonts-liberation, which Chromium pulls in);
+- degradations past the generator's ranges, applied to the same scenes: JPEG at quality 10 on
+  every scene (training: 30 % of scenes at 20-90), a Gaussian blur of radius 2.5 on every scene
+  (training: a box blur of 0.5-1.8 px on some), Gaussian noise of sigma 20, contrast squeezed to
+  grey levels 80-176, the scene scaled up 2x (a larger photograph) or down to 160 px;
+- small plates: plate widths of 20-35 % of the scene side (training: 35-95 %).
+"""
+
+import argparse
+import io
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageFilter  # noqa: E402
+
+import params  # noqa: E402
+from src.generators import fonts  # noqa: E402
+from src.stack.evaluate import read_all, score  # noqa: E402
+from src.stack.prepare import make_chunk  # noqa: E402
+from src.stack.reader import PlateReader  # noqa: E402
+from src.utils.errors import UserError, run_main  # noqa: E402
+
+MPL_HELD_OUT = ["DejaVuSerif.ttf", "cmr10.ttf", "cmb10.ttf"]  # not in fonts.MPL_FONT_FILES
+SYSTEM_HELD_OUT = [f"/usr/share/fonts/truetype/liberation/Liberation{name}.ttf"
+                   for name in ("Sans-Regular", "Sans-Bold", "SansNarrow-Regular", "Mono-Regular", "Serif-Regular")]
+
+
+def held_out_fonts() -> list[str]:
+    folder = fonts.mpl_font_dir() or ""
+    candidates = [os.path.join(folder, f) for f in MPL_HELD_OUT] + SYSTEM_HELD_OUT
+    return [path for path in candidates if os.path.exists(path) and path not in fonts.training_fonts()]
+
+
+def each_image(function):
+    """A degradation of a batch (N, H, W) uint8, one PIL image at a time."""
+    return lambda images: np.stack([np.asarray(function(Image.fromarray(image))) for image in images])
+
+
+def jpeg(image: Image.Image, quality: int = 10) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+
+
+def noise(images: np.ndarray, sigma: float = 20.0) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(images + rng.normal(0, sigma, images.shape), 0, 255).astype(np.uint8)
+
+
+DEGRADATIONS = {
+    "JPEG quality 10": each_image(jpeg),
+    "Gaussian blur, radius 2.5": each_image(lambda image: image.filter(ImageFilter.GaussianBlur(2.5))),
+    "Gaussian noise, sigma 20": noise,
+    "contrast squeezed to 80-176": lambda images: (80 + images.astype(np.float32) * 96 / 255).round().astype(np.uint8),
+    "scene scaled up 2x (512 px)": each_image(lambda image: image.resize((512, 512), Image.BICUBIC)),
+    "scene scaled down to 160 px": each_image(lambda image: image.resize((160, 160), Image.BOX)),
+}
+SMALL_PLATES = [0.2, 0.35]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="out/models")
+    parser.add_argument("--images", type=int, default=2000, help="scenes per condition")
+    parser.add_argument("--seed", type=int, default=51)
+    parser.add_argument("--float", action="store_true", help="read with the float networks, not the int8 copies")
+    parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
+    args = parser.parse_args()
+    taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED, params.PrepareStackParams.SEED}
+    if args.seed in taken:
+        raise UserError(f"--seed {args.seed}: the seed of a training set or of the stack set (params.py), pick another")
+    if args.images < 1 or args.batch < 1:
+        raise UserError("--images and --batch must be at least 1")
+    reader = PlateReader.load(args.models, int8=not args.float)
+
+    def scenes(gen=params.GeneratorParams):
+        return make_chunk(0, args.images, params.SEED, args.seed, gen, params.SCENE_SIZE)
+
+    def row(name: str, data: dict, images: np.ndarray | None = None) -> None:
+        answers, _ = read_all(reader, data["images"] if images is None else images, args.batch)
+        _, acc = score(answers, data["texts"], data["present"])
+        print(f"| {name} | " + " | ".join(f"{acc[k]:.4f}" for k in ("val_acc", "plate_acc", "no_plate_acc")) + " |",
+              flush=True)
+
+    print(f"{args.models} ({'int8' if reader.int8 else 'float'}), {args.images} scenes of seed {args.seed} per row\n")
+    print("| condition | val_acc | plate_acc | no_plate_acc |\n| --- | --- | --- | --- |")
+    trained = scenes()
+    row("as trained", trained)
+    for name, degrade in DEGRADATIONS.items():
+        row(name, trained, degrade(trained["images"]))
+    small = type("SmallPlates", (params.GeneratorParams,), {"PLATE_WIDTH_RANGE": SMALL_PLATES})
+    row(f"small plates ({SMALL_PLATES[0]:.0%}-{SMALL_PLATES[1]:.0%} of the scene)", scenes(small))
+    for path in held_out_fonts():
+        fonts.use_fonts((path,))
+        try:
+            row(f"typeface {os.path.basename(path)}", scenes())
+        finally:
+            fonts.use_fonts(None)
+
+
+if __name__ == "__main__":
+    run_main(main)
