@@ -101,3 +101,34 @@ def test_reader_runs_the_int8_copies_the_model_files_carry(tmp_path):
         assert reader.int8 == int8
         assert isinstance(reader._read_text, torch.fx.GraphModule) == reader.int8
         assert len(reader.read(scenes)) == 3
+
+
+class BrightBlob(torch.nn.Module):
+    """A localizer stand-in: where at least 2 % of the input is bright, a plate-present logit of
+    +20 and corner heatmaps peaked on the bright pixels' bounding box; elsewhere -20 and flat
+    heatmaps (corners at the input's centre)."""
+
+    def forward(self, inputs: torch.Tensor):
+        bright = inputs[:, 0] > 128
+        heatmaps = torch.zeros(len(inputs), 4, *bright.shape[1:])
+        found = bright.float().mean((1, 2)) >= 0.02
+        for b in torch.nonzero(found).flatten():
+            ys, xs = torch.nonzero(bright[b], as_tuple=True)
+            for k, (x, y) in enumerate([(xs.min(), ys.min()), (xs.max(), ys.min()),
+                                        (xs.max(), ys.max()), (xs.min(), ys.max())]):
+                heatmaps[b, k, y, x] = 50.0
+        return heatmaps, torch.where(found, 20.0, -20.0)
+
+
+def test_tiles_find_a_plate_too_small_for_the_whole_scene_pass():
+    from src.stack.reader import TILE_PRESENT_THRESHOLD
+
+    reader = reader_with(FixedReading("ZH123", 0.999))
+    reader.localizer = Localizer(width=4, input_size=96)
+    reader.input_size, reader._localize = 96, BrightBlob()
+    small = np.zeros((300, 300), np.uint8)
+    small[20:50, 20:50] = 255  # 1 % of the scene: too little for the whole scene, 2.8 % of a tile
+    corners, present = reader.locate([small, np.zeros((300, 300), np.uint8)])
+    assert present[0] > TILE_PRESENT_THRESHOLD and present[1] < 0.5  # the empty scene stays empty
+    assert torch.allclose(corners[0], torch.tensor([[20.0, 20], [50, 20], [50, 50], [20, 50]]), atol=3)
+    assert reader.read([small])[0]["plate"] == "ZH 123"

@@ -51,14 +51,21 @@ def scene_to_frame(frames: torch.Tensor, points: torch.Tensor, size: int) -> tor
     return apply_homography(torch.linalg.inv(to_scene), points).to(torch.float32)
 
 
-def whole_scene_frames(scales: torch.Tensor, size: int) -> torch.Tensor:
-    """The frames (B, 4, 2) of first-pass inputs: `fit_square` shows scene [0, size / scale]^2."""
+def square_frames(left: torch.Tensor, top: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """The frames (B, 4, 2) whose inputs show the squares [left, left + side] x [top, top + side]
+    of the scenes: the frame is the square less WINDOW_MARGIN, which `rectify` adds back."""
     mx, my = WINDOW_MARGIN
-    side = size / scales.to(torch.float64)
-    x0, x1 = side * mx / (1 + 2 * mx), side * (1 + mx) / (1 + 2 * mx)
-    y0, y1 = side * my / (1 + 2 * my), side * (1 + my) / (1 + 2 * my)
+    left, top, side = (v.to(torch.float64) for v in (left, top, side))
+    x0, x1 = left + side * mx / (1 + 2 * mx), left + side * (1 + mx) / (1 + 2 * mx)
+    y0, y1 = top + side * my / (1 + 2 * my), top + side * (1 + my) / (1 + 2 * my)
     return torch.stack([torch.stack([x0, y0], 1), torch.stack([x1, y0], 1),
                         torch.stack([x1, y1], 1), torch.stack([x0, y1], 1)], 1).to(torch.float32)
+
+
+def whole_scene_frames(scales: torch.Tensor, size: int) -> torch.Tensor:
+    """The frames (B, 4, 2) of first-pass inputs: `fit_square` shows scene [0, size / scale]^2."""
+    zero = torch.zeros(len(scales), dtype=torch.float64)
+    return square_frames(zero, zero, size / scales.to(torch.float64))
 
 
 def window_inputs(scenes: torch.Tensor, frames: torch.Tensor, size: int, dtype=torch.float32) -> torch.Tensor:
