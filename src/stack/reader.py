@@ -37,7 +37,7 @@ REREAD_SHIFTS = ((-0.03, 0.0), (0.03, 0.0), (0.0, -0.08), (0.0, 0.08))
 # Where the windows find no plate, the reader searches a grid of tiles (`PlateReader.search_tiles`):
 # a 3 x 3 grid of squares of 60 % of the scene's side shows a plate 1.7x larger than the whole-scene
 # pass. It finds plates only there, so it asks for more certainty (0.9): on 18 000 scenes of seeds no
-# stage uses +0.23 points of val_acc, plates under 35 % of the scene 0.63 -> 0.70, ~10 % slower
+# stage uses +0.23 points of val_acc, plates under 35 % of the scene 0.63 -> 0.70, ~15 % slower
 # reading (docs/results.md).
 TILE_GRID = 3
 TILE_SIDE = 0.6
