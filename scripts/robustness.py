@@ -18,7 +18,6 @@ of these conditions and prints val_acc, plate_acc and no_plate_acc per condition
 """
 
 import argparse
-import io
 import os
 import sys
 
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
 import params  # noqa: E402
+from src.datasets.augment import jpeg  # noqa: E402
 from src.generators import fonts  # noqa: E402
 from src.stack.evaluate import read_all, score  # noqa: E402
 from src.stack.prepare import make_chunk  # noqa: E402
@@ -50,19 +50,13 @@ def each_image(function):
     return lambda images: np.stack([np.asarray(function(Image.fromarray(image))) for image in images])
 
 
-def jpeg(image: Image.Image, quality: int = 10) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("L")
-
-
 def noise(images: np.ndarray, sigma: float = 20.0) -> np.ndarray:
     rng = np.random.default_rng(0)
     return np.clip(images + rng.normal(0, sigma, images.shape), 0, 255).astype(np.uint8)
 
 
 DEGRADATIONS = {
-    "JPEG quality 10": each_image(jpeg),
+    "JPEG quality 10": each_image(lambda image: jpeg(image, 10)),
     "Gaussian blur, radius 2.5": each_image(lambda image: image.filter(ImageFilter.GaussianBlur(2.5))),
     "Gaussian noise, sigma 20": noise,
     "contrast squeezed to 80-176": lambda images: (80 + images.astype(np.float32) * 96 / 255).round().astype(np.uint8),
