@@ -35,7 +35,7 @@ def bucket_errors(reader: PlateReader, test: dict, batch: int) -> collections.Co
     for start in range(0, len(truth), batch):
         images = list(test["images"][start:start + batch])
         answers = reader.read(images)  # the verdict, exactly as evaluate_stack scores it
-        corners, present = reader.locate(images)  # again, for what read() does not return
+        corners, present, _ = reader.locate(images)  # again, for what read() does not return
         true_corners = torch.from_numpy(test["corners"][start:start + batch]).float()
         texts_on_truth = reader.texts(reader.crops(group_by_shape(images), true_corners))
         for k, answer in enumerate(answers):

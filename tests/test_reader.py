@@ -120,15 +120,25 @@ class BrightBlob(torch.nn.Module):
         return heatmaps, torch.where(found, 20.0, -20.0)
 
 
+def blob_reader(ocr: FixedReading) -> PlateReader:
+    reader = reader_with(ocr)
+    reader.localizer = Localizer(width=4, input_size=96)
+    reader.input_size, reader._localize = 96, BrightBlob()
+    return reader
+
+
 def test_tiles_find_a_plate_too_small_for_the_whole_scene_pass():
     from src.stack.reader import TILE_PRESENT_THRESHOLD
 
-    reader = reader_with(FixedReading("ZH123", 0.999))
-    reader.localizer = Localizer(width=4, input_size=96)
-    reader.input_size, reader._localize = 96, BrightBlob()
+    reader = blob_reader(FixedReading("ZH123", 0.999))
     small = np.zeros((300, 300), np.uint8)
     small[20:50, 20:50] = 255  # 1 % of the scene: too little for the whole scene, 2.8 % of a tile
-    corners, present = reader.locate([small, np.zeros((300, 300), np.uint8)])
+    corners, present, from_tiles = reader.locate([small, np.zeros((300, 300), np.uint8)])
     assert present[0] > TILE_PRESENT_THRESHOLD and present[1] < 0.5  # the empty scene stays empty
+    assert from_tiles == [True, False]
     assert torch.allclose(corners[0], torch.tensor([[20.0, 20], [50, 20], [50, 50], [20, 50]]), atol=3)
     assert reader.read([small])[0]["plate"] == "ZH 123"
+    # A faint reading (0.96 ** 32 = 0.27) is reported when the whole-scene pass found the plate (see
+    # test_unsure_readings_are_read_again_and_faint_ones_not_reported), not when only a tile did.
+    assert blob_reader(FixedReading("ZH123", 0.96)).read([small])[0]["plate"] is None
+    assert blob_reader(FixedReading("ZH123", 0.96)).read([np.full((300, 300), 255, np.uint8)])[0]["plate"] == "ZH 123"

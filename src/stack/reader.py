@@ -36,12 +36,14 @@ REREAD_BELOW = 0.5
 REREAD_SHIFTS = ((-0.03, 0.0), (0.03, 0.0), (0.0, -0.08), (0.0, 0.08))
 # Where the windows find no plate, the reader searches a grid of tiles (`PlateReader.search_tiles`):
 # a 3 x 3 grid of squares of 60 % of the scene's side shows a plate 1.7x larger than the whole-scene
-# pass. It finds plates only there, so it asks for more certainty (0.9): on 18 000 scenes of seeds no
-# stage uses +0.23 points of val_acc, plates under 35 % of the scene 0.63 -> 0.70, ~15 % slower
-# reading (docs/results.md).
+# pass. A plate found only there must be surer: presence above 0.9, and presence x text confidence
+# above 0.3 to be reported (empty scenes found a "plate" in some tile 14 times in 18 000 scenes
+# with the plain floor, twice with 0.3). On 18 000 scenes of seeds no stage uses +0.3 points of
+# val_acc, plates under 35 % of the scene 0.63 -> 0.70, ~15 % slower reading (docs/results.md).
 TILE_GRID = 3
 TILE_SIDE = 0.6
 TILE_PRESENT_THRESHOLD = 0.9
+TILE_MIN_CONFIDENCE = 0.3
 # Presence x text confidence under which no plate is reported: empty scenes that the localizer
 # took for a plate read as valid text only by chance, and then with a confidence near zero.
 MIN_CONFIDENCE = 0.02
@@ -145,7 +147,7 @@ class PlateReader:
             return []
         grays = [to_gray(image) for image in images]
         groups = group_by_shape(grays)
-        corners, present = self.locate(grays, groups)
+        corners, present, from_tiles = self.locate(grays, groups)
         texts = self.texts(self.crops(groups, corners))
         unsure = [i for i, (text, conf) in enumerate(texts)
                   if present[i] > PRESENT_THRESHOLD and (conf < self.reread_below or parse_plate(text) is None)]
@@ -155,7 +157,8 @@ class PlateReader:
         answers = []
         for i, (text, text_conf) in enumerate(texts):
             parsed = parse_plate(text) if present[i] > PRESENT_THRESHOLD else None
-            if parsed is None or present[i] * text_conf < MIN_CONFIDENCE:
+            floor = TILE_MIN_CONFIDENCE if from_tiles[i] else MIN_CONFIDENCE
+            if parsed is None or present[i] * text_conf < floor:
                 # No plate, text that is not a Swiss plate, or too faint: report nothing, not a guess.
                 answers.append({"plate": None, "canton": None, "number": None,
                                 "confidence": round(1 - present[i] * text_conf, 4), "corners": None})
@@ -166,10 +169,11 @@ class PlateReader:
         return answers
 
     @torch.inference_mode()
-    def locate(self, grays: list[np.ndarray], groups=None) -> tuple[torch.Tensor, list[float]]:
-        """Plate corners (B, 4, 2) in scene pixels and plate-present probabilities: a pass on the
-        whole scene, then WINDOW_PASSES on windows unwarped from the last quad (the plate large);
-        where those find no plate, the same on the most likely of a grid of tiles (`search_tiles`)."""
+    def locate(self, grays: list[np.ndarray], groups=None) -> tuple[torch.Tensor, list[float], list[bool]]:
+        """Plate corners (B, 4, 2) in scene pixels, plate-present probabilities and whether the
+        plate was found in a tile: a pass on the whole scene, then WINDOW_PASSES on windows
+        unwarped from the last quad (the plate large); where those find no plate, the same on the
+        most likely of a grid of tiles (`search_tiles`)."""
         groups = groups or group_by_shape(grays)
         size = self.input_size
         inputs = torch.empty(len(grays), size, size, dtype=torch.uint8)
@@ -183,12 +187,14 @@ class PlateReader:
         # scenes of a seed no stage uses, that ties with averaging both passes and beats the whole
         # scene alone by a little (0.912 vs 0.910 read exactly); the OCR, not presence, limits it.
         lost = [i for i, p in enumerate(present.tolist()) if p <= PRESENT_THRESHOLD]
+        from_tiles = torch.zeros(len(grays), dtype=torch.bool)
         if lost:
             found, found_present = self.search_tiles([grays[i] for i in lost])
             keep = found_present > TILE_PRESENT_THRESHOLD
             lost = torch.tensor(lost)
             corners[lost[keep]], present[lost[keep]] = found[keep], found_present[keep]
-        return corners, present.tolist()
+            from_tiles[lost[keep]] = True
+        return corners, present.tolist(), from_tiles.tolist()
 
     def refine(self, groups, corners: torch.Tensor, present_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """WINDOW_PASSES from quads (B, 4, 2) and the presence logits of the pass that found them:
