@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import params  # noqa: E402
 from src.datasets.build import load_split  # noqa: E402
 from src.stack.evaluate import DATA_DIR, read_all, score  # noqa: E402
-from src.stack.prepare import make_chunk  # noqa: E402
+from src.stack.prepare import check_unused_seeds, make_chunk  # noqa: E402
 from src.stack.reader import REREAD_BELOW, REREAD_SHIFTS, PlateReader  # noqa: E402
 from src.utils.errors import UserError, run_main  # noqa: E402
 
@@ -56,10 +56,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
     args = parser.parse_args()
     shift_sets = [parse_shifts(value) for value in args.reread_shifts]
-    taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED, params.PrepareStackParams.SEED}
-    if taken & set(args.seeds):
-        raise UserError(f"--seeds {sorted(taken & set(args.seeds))}: a seed of a training set or of the stack "
-                        "set (params.py), pick others")
+    check_unused_seeds(args.seeds, "--seeds")
     if args.images < 1 or args.batch < 1:
         raise UserError("--images and --batch must be at least 1")
     sets = {}

@@ -30,7 +30,7 @@ import params  # noqa: E402
 from src.datasets.augment import jpeg  # noqa: E402
 from src.generators import fonts  # noqa: E402
 from src.stack.evaluate import read_all, score  # noqa: E402
-from src.stack.prepare import make_chunk  # noqa: E402
+from src.stack.prepare import check_unused_seeds, make_chunk  # noqa: E402
 from src.stack.reader import PlateReader  # noqa: E402
 from src.utils.errors import UserError, run_main  # noqa: E402
 
@@ -74,9 +74,7 @@ def main() -> None:
     parser.add_argument("--float", action="store_true", help="read with the float networks, not the int8 copies")
     parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
     args = parser.parse_args()
-    taken = {params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED, params.PrepareStackParams.SEED}
-    if args.seed in taken:
-        raise UserError(f"--seed {args.seed}: the seed of a training set or of the stack set (params.py), pick another")
+    check_unused_seeds([args.seed], "--seed")
     if args.images < 1 or args.batch < 1:
         raise UserError("--images and --batch must be at least 1")
     reader = PlateReader.load(args.models, int8=not args.float)

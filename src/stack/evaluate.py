@@ -2,8 +2,8 @@
 
 val_acc counts a scene as right when canton and number are both exact (seed 004's measure), or
 when the scene holds no plate and the reader says so. mean_iou and corner_err_px (scene pixels)
-measure the reader's corners (all its passes) on every scene with a plate, read correctly or not. plates_per_s times batched reading in this
-process on the CPU, pre-processing included.
+measure the reader's corners (all its passes) on every scene with a plate, read correctly or not.
+plates_per_s times batched reading in this process on the CPU, pre-processing included.
 """
 
 import time

@@ -19,6 +19,15 @@ PLOTS_DIR = "out/prepared/stack"
 NUM_SAMPLES = 8
 
 
+def check_unused_seeds(seeds, option: str) -> None:
+    """Scenes made to test trained models (scripts/fresh_seeds.py, scripts/robustness.py) must come
+    from seeds no prepare stage uses; `option` names the command-line option that gave them."""
+    taken = sorted({params.PrepareLocalizeParams.SEED, params.PrepareOCRParams.SEED,
+                    params.PrepareStackParams.SEED} & set(seeds))
+    if taken:
+        raise UserError(f"{option} {taken}: a seed of a training set or of the stack set (params.py), pick others")
+
+
 def validate_params() -> None:
     validate_scene_params(params)
     p = params.PrepareStackParams

@@ -223,14 +223,16 @@ class PlateReader:
             squares += [(x, y, side) for y in np.linspace(0, max(height - side, 0), TILE_GRID)
                         for x in np.linspace(0, max(width - side, 0), TILE_GRID)]
         frames = square_frames(*torch.tensor(squares, dtype=torch.float64).unbind(1))
+        groups = group_by_shape(grays)  # once, for the tiles and for `refine`
         tiles = torch.empty(len(frames), size, size, dtype=torch.uint8)
-        for idx, scenes in group_by_shape([gray for gray in grays for _ in range(n)]):  # scene-major
-            tiles[idx] = window_inputs(scenes, frames[idx], size)
+        for idx, scenes in groups:
+            rows = [i * n + k for i in idx for k in range(n)]
+            tiles[rows] = window_inputs(scenes.repeat_interleave(n, 0), frames[rows], size)
         heatmaps, present_logits = self._localize(tiles.unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size).view(len(grays), n, 4, 2)
-        best = present_logits.view(len(grays), n).argmax(1)
-        rows = torch.arange(len(grays))
-        return self.refine(group_by_shape(grays), quads[rows, best], present_logits.view(len(grays), n)[rows, best])
+        present_logits = present_logits.view(len(grays), n)
+        best, scene = present_logits.argmax(1), torch.arange(len(grays))
+        return self.refine(groups, quads[scene, best], present_logits[scene, best])
 
     def crops(self, groups: list[tuple[list[int], torch.Tensor]], corners: torch.Tensor) -> torch.Tensor:
         """Rectified plate crops (B, 1, h, w) float from grouped scenes and corners in their pixels."""
