@@ -2,18 +2,20 @@
 
     python scripts/fresh_seeds.py [--models out/models [DIR ...]] [--seeds 13 21] [--images 4000]
                                   [--reread-below 0.3 [X ...]] [--reread-shifts 0,-0.12/0,0.12 [S ...]]
-                                  [--precision int8 float]
+                                  [--min-confidence 0.02 [X ...]] [--precision int8 float]
 
 For every models folder, precision (the int8 copies the reader runs, or the float networks), seed,
 `reread_below` (the reader's REREAD_BELOW; 1.0 re-reads every plate) and set of reread shifts (its
 REREAD_SHIFTS: dx,dy pairs, shares of the plate's width and height, joined by /; start a set with a
-pair whose dx is not negative, or argparse takes it for an option) prints val_acc, plate_acc
+pair whose dx is not negative, or argparse takes it for an option) and floor of presence x text
+confidence under which no plate is reported (its MIN_CONFIDENCE) prints val_acc, plate_acc
 and no_plate_acc as evaluate_stack scores them, plus the stack test set's (data/prepared/stack)
 when it exists. Compare models or reader settings on 10 000 scenes
 instead of the stack set's 2 000 (one standard error ±0.5 points there, ±0.23 on 10 000).
 """
 
 import argparse
+import itertools
 import os
 import sys
 
@@ -25,7 +27,7 @@ import params  # noqa: E402
 from src.datasets.build import load_split  # noqa: E402
 from src.stack.evaluate import DATA_DIR, read_all, score  # noqa: E402
 from src.stack.prepare import check_unused_seeds, make_chunk  # noqa: E402
-from src.stack.reader import REREAD_BELOW, REREAD_SHIFTS, PlateReader  # noqa: E402
+from src.stack.reader import MIN_CONFIDENCE, REREAD_BELOW, REREAD_SHIFTS, PlateReader  # noqa: E402
 from src.utils.errors import UserError, run_main  # noqa: E402
 
 
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--reread-below", type=float, nargs="+", default=[REREAD_BELOW])
     parser.add_argument("--reread-shifts", nargs="+", type=str,
                         default=[format_shifts(REREAD_SHIFTS)])
+    parser.add_argument("--min-confidence", type=float, nargs="+", default=[MIN_CONFIDENCE])
     parser.add_argument("--precision", nargs="+", choices=["int8", "float"], default=["int8"])
     parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
     args = parser.parse_args()
@@ -67,9 +70,9 @@ def main() -> None:
     for models, precision in ((m, p) for m in args.models for p in args.precision):
         reader = PlateReader.load(models, int8=precision == "int8")
         run = f"{models} {'int8' if reader.int8 else 'float'}"  # float where the files hold no int8 copy
-        for reread_below, shifts in ((b, s) for b in args.reread_below for s in shift_sets):
-            reader.reread_below, reader.reread_shifts = reread_below, shifts
-            setting = f"{run} reread_below {reread_below} shifts {format_shifts(shifts)}"
+        for reread_below, shifts, floor in itertools.product(args.reread_below, shift_sets, args.min_confidence):
+            reader.reread_below, reader.reread_shifts, reader.min_confidence = reread_below, shifts, floor
+            setting = f"{run} reread_below {reread_below} shifts {format_shifts(shifts)} min_confidence {floor}"
             pooled = []
             for name, data in sets.items():
                 answers, per_s = read_all(reader, data["images"], args.batch)

@@ -245,10 +245,25 @@ def test_each_augmentation(code):
         s = make_scene(rng(seed), One)
         assert s.image.shape == (256, 256) and s.image.dtype == np.uint8
         assert (s.corners >= 0).all() and (s.corners <= 256).all()
+        assert set(s.augmentations) <= {code, "jpeg"}  # the codes it drew, which scripts/degradations.py reads
     if code in augment.GEOMETRIC:
         alpha, scene = coverage(0, One)
         area = polygon_area(scene.corners)
         assert abs(alpha.sum() - area) < 0.02 * area + 2
+
+
+def test_clean_twin_has_the_same_plate_and_codes_without_photometric_changes():
+    """scripts/degradations.py compares each scene with its clean twin (photometric=False)."""
+    class Blurred(NoAug):
+        AUGMENTATIONS = {"mot": 1}
+        AUGMENTATIONS_PER_SCENE = [1, 1]
+        JPEG_RATE = 1.0
+
+    real = compose_scene(rng(3), Blurred, 128)
+    twin = compose_scene(rng(3), Blurred, 128, photometric=False)
+    assert real.augmentations == twin.augmentations == ("mot", "jpeg")
+    assert real.text == twin.text and np.array_equal(real.corners, twin.corners)
+    assert not np.array_equal(real.image, twin.image)
 
 
 def test_photometric_augmentations_keep_geometry():

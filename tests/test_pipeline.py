@@ -91,6 +91,7 @@ def test_prepared_data_is_the_same_with_and_without_multiprocessing(repo_copy, t
     ("src.localize.prepare", "PrepareLocalizeParams.VAL_SPLIT", 1.5, "PrepareLocalizeParams.VAL_SPLIT"),
     ("src.ocr.prepare", "PrepareOCRParams.VAL_SPLIT", 0, "(0, 1)"),
     ("src.ocr.prepare", "GeneratorParams.AUGMENTATIONS", {"xyz": 1}, "xyz"),
+    ("src.ocr.prepare", "PrepareOCRParams.AUGMENTATIONS", {"mot": -1}, "PrepareOCRParams.AUGMENTATIONS"),
     ("src.stack.prepare", "GeneratorParams.CANTONS", ["ZH", "XX"], "XX"),
     ("src.localize.train", "TrainLocalizeParams.EPOCHS", 0, "TrainLocalizeParams.EPOCHS"),
     ("src.ocr.train", "TrainOCRParams.INIT_MODEL", "missing.pt", "INIT_MODEL"),

@@ -41,6 +41,9 @@ class Scene:
     number: str  # digits only, "" if no plate
     present: bool
     back_style: bool
+    # Augmentation codes drawn for the scene (src/datasets/augment.py), "jpeg" last if re-encoded;
+    # compose_scene(photometric=False) draws the same but applies only the geometric ones.
+    augmentations: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -193,11 +196,19 @@ def compose_scene(rng: np.random.Generator, gen=params.GeneratorParams, size: in
     for code in codes:
         if code in augment.PHOTOMETRIC and photometric:
             img = augment.PHOTOMETRIC_FUNCS[code](rng, img)
-    if rng.random() < gen.JPEG_RATE and photometric:
-        lo, hi = (int(v) for v in gen.JPEG_QUALITY)
-        img = augment.jpeg(img, int(rng.integers(lo, hi + 1)))
+    if rng.random() < gen.JPEG_RATE:
+        codes = codes + ["jpeg"]
+        if photometric:
+            lo, hi = (int(v) for v in gen.JPEG_QUALITY)
+            img = augment.jpeg(img, int(rng.integers(lo, hi + 1)))
     box = np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32) if present else np.zeros(4, np.float32)
-    return Scene(np.array(img, dtype=np.uint8), corners, box, canton, number, present, back)
+    return Scene(np.array(img, dtype=np.uint8), corners, box, canton, number, present, back, tuple(codes))
+
+
+def with_augmentations(gen, weights: dict):
+    """`gen` with some augmentation weights replaced: a training set may draw a degradation more
+    often than the scenes the stack is scored on, which keep `gen` itself."""
+    return type(gen.__name__, (gen,), {"AUGMENTATIONS": {**gen.AUGMENTATIONS, **weights}}) if weights else gen
 
 
 def make_scene(rng: np.random.Generator, gen=params.GeneratorParams, size: int = 256) -> Scene:
@@ -207,8 +218,8 @@ def make_scene(rng: np.random.Generator, gen=params.GeneratorParams, size: int =
 
 # --- parameter validation ----------------------------------------------------------------------------
 
-def _fail(name: str, message: str) -> None:
-    raise UserError(f"GeneratorParams.{name} {message}")
+def _fail(name: str, message: str, owner: str = "GeneratorParams") -> None:
+    raise UserError(f"{owner}.{name} {message}")
 
 
 def _get(gen, name: str):
@@ -239,14 +250,26 @@ def _pair(gen, name: str, lo: float, hi: float, integer: bool = False) -> tuple:
     return a, b
 
 
-def _weights(name: str, values: list, allow_all_zero: bool = False) -> None:
+def _weights(name: str, values: list, allow_all_zero: bool = False, owner: str = "GeneratorParams") -> None:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
-            _fail(name, f"has weight {v!r}: weights must be numbers >= 0")
+            _fail(name, f"has weight {v!r}: weights must be numbers >= 0", owner)
         if v < 0:
-            _fail(name, f"has negative weight {v!r}: weights must be >= 0")
+            _fail(name, f"has negative weight {v!r}: weights must be >= 0", owner)
     if not allow_all_zero and sum(values) <= 0:
-        _fail(name, "has no positive weight: at least one weight must be > 0")
+        _fail(name, "has no positive weight: at least one weight must be > 0", owner)
+
+
+def validate_augmentations(weights, owner: str = "GeneratorParams", allow_all_zero: bool = False) -> None:
+    """An AUGMENTATIONS dict, augmentation code -> weight >= 0: the generator's, or a training
+    stage's replacements for some of them (`with_augmentations`); `owner` names its class."""
+    if not isinstance(weights, dict):
+        _fail("AUGMENTATIONS", f"= {weights!r}: must be a dict code -> weight; codes: {', '.join(augment.AUG_CODES)}",
+              owner)
+    for code in weights:
+        if code not in augment.AUG_CODES:
+            _fail("AUGMENTATIONS", f"has unknown code {code!r}: allowed are {', '.join(augment.AUG_CODES)}", owner)
+    _weights("AUGMENTATIONS", list(weights.values()), allow_all_zero, owner)
 
 
 def validate_generator_params(gen) -> None:
@@ -275,13 +298,7 @@ def validate_generator_params(gen) -> None:
     _number(gen, "PERSPECTIVE", 0.0, 0.45)
 
     lo_n, hi_n = _pair(gen, "AUGMENTATIONS_PER_SCENE", 0, 20, integer=True)
-    augs = _get(gen, "AUGMENTATIONS")
-    if not isinstance(augs, dict):
-        _fail("AUGMENTATIONS", f"= {augs!r}: must be a dict code -> weight; codes: {', '.join(augment.AUG_CODES)}")
-    for code in augs:
-        if code not in augment.AUG_CODES:
-            _fail("AUGMENTATIONS", f"has unknown code {code!r}: allowed are {', '.join(augment.AUG_CODES)}")
-    _weights("AUGMENTATIONS", list(augs.values()), allow_all_zero=hi_n == 0)
+    validate_augmentations(_get(gen, "AUGMENTATIONS"), allow_all_zero=hi_n == 0)
     _pair(gen, "JPEG_QUALITY", 1, 100, integer=True)
 
 

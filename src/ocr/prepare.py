@@ -13,7 +13,8 @@ import torch
 
 import params
 from src.datasets.build import build, item_rng, split_sizes, write_splits
-from src.datasets.scenes import make_scene, perturb_quad, validate_scene_params
+from src.datasets.scenes import (make_scene, perturb_quad, validate_augmentations, validate_generator_params,
+                                   validate_scene_params, with_augmentations)
 from src.models.rectify import rectify, to_uint8
 from src.utils import validate
 from src.utils.errors import UserError, run_main
@@ -42,10 +43,14 @@ def validate_params() -> None:
         raise UserError(f"params.py:PrepareOCRParams.CROP_WIDTH = {p.CROP_WIDTH}: expected a multiple of 4")
     validate.pair(p, "CROP_MARGIN", 0, 0.5)
     validate.pair(p, "CORNER_JITTER", 0, 0.5)
+    validate_augmentations(p.AUGMENTATIONS, "params.py:PrepareOCRParams", allow_all_zero=True)
+    validate_generator_params(with_augmentations(params.GeneratorParams, p.AUGMENTATIONS))
 
 
 def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
-               crop_h: int, crop_w: int, margin: list[float], jitter: list[float]) -> dict[str, np.ndarray]:
+               crop_h: int, crop_w: int, margin: list[float], jitter: list[float],
+               augmentations: dict) -> dict[str, np.ndarray]:
+    gen = with_augmentations(gen, augmentations)
     scenes, corners, texts = [], [], []
     for index in range(start, stop):
         rng = item_rng(base_seed, stage_seed, index)
@@ -67,7 +72,7 @@ def main() -> None:
     data = build(p.MAX_IMAGES, partial(make_chunk, base_seed=params.SEED, stage_seed=p.SEED,
                                        gen=params.GeneratorParams, scene_size=params.SCENE_SIZE,
                                        crop_h=p.CROP_HEIGHT, crop_w=p.CROP_WIDTH, margin=p.CROP_MARGIN,
-                                       jitter=p.CORNER_JITTER),
+                                       jitter=p.CORNER_JITTER, augmentations=p.AUGMENTATIONS),
                  params.MULTIPROCESSING, "prepare_ocr")
     n_train, n_val = split_sizes(p.MAX_IMAGES, p.VAL_SPLIT)
     splits = {"train": {k: v[:n_train] for k, v in data.items()},
