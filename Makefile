@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: pipeline test setup setup-dev browser clean-venv
+.PHONY: pipeline test setup setup-dev browser clean-venv quick print-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +13,25 @@ $(BIN)/python:
 
 # Re-install when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
 setup: $(VENV)/.installed
 
 pipeline: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# The quick experiment (a few minutes): small sets, one epoch. Defined here only; the README,
+# the tests and the workflows run `make quick` or read `make -s print-quick`.
+QUICK := -S params.py:MULTIPROCESSING=False -S params.py:PrepareLocalizeParams.MAX_IMAGES=256 \
+	-S params.py:PrepareOCRParams.MAX_IMAGES=256 -S params.py:PrepareStackParams.MAX_IMAGES=256 \
+	-S params.py:TrainLocalizeParams.EPOCHS=1 -S params.py:TrainOCRParams.EPOCHS=1
+
+quick: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run $(QUICK)
+
+print-quick:
+	@echo $(QUICK)
 
 # Headless Chromium for the browser test (Debian package; needs root or sudo).
 browser:

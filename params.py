@@ -1,8 +1,9 @@
 """Every parameter of the pipeline, defined once.
 
 DVC reads this file (dvc.yaml lists the names each stage depends on) and `dvc exp run -S
-"params.py:TrainOCRParams.EPOCHS=1"` rewrites it. The code imports it directly, and each stage
-validates the values it uses before writing anything (src/utils/validate.py).
+"params.py:TrainOCRParams.EPOCHS=1"` rewrites it. Only the stage modules (platereader.stages)
+import it; they validate the values they use before writing anything and pass them to the
+library. Why each default was chosen, with the figures: docs/results.md.
 """
 
 # Global switches.
@@ -14,11 +15,7 @@ SCENE_SIZE = 256  # side of the square synthetic scenes, in pixels
 class GeneratorParams:
     """What the synthetic scenes look like (shared by every prepare stage)."""
 
-    # Canton codes the generator may draw (all 26 by default).
-    CANTONS = [
-        "AG", "AI", "AR", "BE", "BL", "BS", "FR", "GE", "GL", "GR", "JU", "LU", "NE",
-        "NW", "OW", "SG", "SH", "SO", "SZ", "TG", "TI", "UR", "VD", "VS", "ZG", "ZH",
-    ]
+    CANTONS = []  # canton codes the generator draws; [] = all 26 (platereader.formats)
     # Probability of a number with 1..6 digits (most real plates have 5-6 digits).
     DIGIT_WEIGHTS = [0.02, 0.05, 0.10, 0.18, 0.30, 0.35]
     BACK_STYLE_RATE = 0.5  # share of back plates (shield, canton, number, canton shield)
@@ -43,14 +40,20 @@ class PrepareLocalizeParams:
     SEED = 1
     MAX_IMAGES = 40000
     VAL_SPLIT = 0.1  # share of images held out for validation
-    INPUT_SIZE = 96  # side of the localizer's input; 64 reads 2.5 points fewer plates, 1.6x faster (docs/results.md)
+    INPUT_SIZE = 96  # side of the localizer's input
+    # The window the later passes see around a quad: margin as shares of its width and height
+    # (stored in the model file, so the reader cuts the windows it was trained on).
+    WINDOW_MARGIN = [0.15, 0.5]
+    # How far a training window's quad is from the true one, about as far as the first pass errs
+    # (up to its 90th percentile): the whole quad and each corner, shares of width and height.
+    WINDOW_SHIFT = [0.08, 0.4]
+    WINDOW_SCALE = 0.15  # its size, +- share
+    WINDOW_CORNER_NOISE = [0.04, 0.2]
 
 
 class PrepareOCRParams:
     SEED = 2
-    # Fresh plates beat more epochs (the OCR overfits 36k plates in 4 epochs). 130 000 with 3x the
-    # motion blur (AUGMENTATIONS below) read +0.35 points on 18 000 scenes, for ~2 minutes more.
-    MAX_IMAGES = 130000
+    MAX_IMAGES = 130000  # fresh plates beat more epochs: the OCR overfits a small set
     VAL_SPLIT = 0.05
     CROP_HEIGHT = 32  # rectified plate crop the OCR reads
     CROP_WIDTH = 128
@@ -58,9 +61,8 @@ class PrepareOCRParams:
     # Random error of the quad the crop is cut from, [share of width, share of height]: about the
     # localizer's 90th percentile, so the OCR reads the slightly off crops of the stack.
     CORNER_JITTER = [0.06, 0.15]
-    # Augmentation weights that replace GeneratorParams.AUGMENTATIONS for the OCR's scenes only ({}
-    # keeps them all; the stack set keeps the generator's, so what the reader is scored on does not
-    # change). Motion blur costs the most plates (scripts/degradations.py, docs/results.md).
+    # Augmentation weights that replace GeneratorParams.AUGMENTATIONS for the OCR's scenes only
+    # ({} keeps them all; the stack set keeps the generator's). Motion blur costs the most plates.
     AUGMENTATIONS = {"mot": 6}
 
 
@@ -72,12 +74,14 @@ class PrepareStackParams:
 
 class TrainLocalizeParams:
     SEED = 4
-    EPOCHS = 8  # 6 read 0.24 points fewer plates on 18 000 scenes for 2.3 minutes less (docs/results.md)
+    EPOCHS = 8
     BATCH_SIZE = 128
     LEARNING_RATE = 3e-3
     WEIGHT_DECAY = 1e-4
     WIDTH = 16  # channels of the first block; the others are multiples of it
     INIT_MODEL = ""  # path of a trained model to start from (incremental learning), "" = scratch
+    HEATMAP_SIGMA = 1.0  # width of the target blob on the corner heatmaps, in heatmap cells
+    HEATMAP_WEIGHT = 0.5  # weight of the heatmap cross-entropy next to the corner error
 
 
 class TrainOCRParams:
@@ -90,6 +94,26 @@ class TrainOCRParams:
     INIT_MODEL = ""
 
 
+class ReaderParams:
+    """How the PlateReader reads (evaluate_stack, and the MLEM package, which stores them)."""
+
+    FORMATS = ["swiss"]  # plate formats the reader reports (platereader.formats); others are no plate
+    INT8 = True  # run the int8 copies saved with the models (False: the float networks)
+    PRESENT_THRESHOLD = 0.5  # plate-present probability above which the localizer's quad is read
+    WINDOW_PASSES = 2  # localizer passes on the window of the last quad, after the whole scene
+    # An unsure reading (no accepted format, or text confidence under REREAD_BELOW) is read again
+    # from the quad shifted by these (dx, dy), shares of the plate's width and height, and voted.
+    REREAD_BELOW = 0.5
+    REREAD_SHIFTS = [[-0.03, 0.0], [0.03, 0.0], [0.0, -0.08], [0.0, 0.08]]
+    # Where the windows find no plate: a TILE_GRID x TILE_GRID grid of squares of TILE_SIDE of the
+    # scene's longer side; a plate found only there needs more presence and confidence.
+    TILE_GRID = 3
+    TILE_SIDE = 0.6
+    TILE_PRESENT_THRESHOLD = 0.9
+    TILE_MIN_CONFIDENCE = 0.3
+    MIN_CONFIDENCE = 0.1  # presence x text confidence under which no plate is reported
+
+
 class EvaluateParams:
     NUM_PLOT_IMAGES = 8  # prediction overlays written per evaluation
-    BATCH_SIZE = 64  # scenes per read; with 96 px inputs 64 beats 256 on 2 cores (cache), 1.4x
+    BATCH_SIZE = 64  # scenes per read

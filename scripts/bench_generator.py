@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import params  # noqa: E402
-from src.datasets.scenes import make_scene, validate_generator_params  # noqa: E402
+from platereader.synth.scenes import make_scene, validate_generator_params  # noqa: E402
 
 SEED = 12345
 WARMUP = 1500  # scenes each process renders before timing (fills the glyph caches)

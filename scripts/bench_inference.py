@@ -18,9 +18,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import params  # noqa: E402
-from src.datasets.scenes import make_scene  # noqa: E402
-from src.models.networks import Localizer, PlateOCR  # noqa: E402
-from src.stack.reader import PlateReader  # noqa: E402
+from platereader.synth.scenes import make_scene  # noqa: E402
+from platereader.nets.networks import Localizer, PlateOCR  # noqa: E402
+from platereader.reader import PlateReader  # noqa: E402
 
 
 def reader_for(models_dir: str, int8: bool) -> tuple[PlateReader, str]:

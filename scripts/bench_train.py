@@ -4,7 +4,7 @@
 
 Runs on random inputs of the default shapes (speed does not depend on the data). --plain-malloc
 leaves glibc's allocator as it is, to compare with the tuning training uses
-(src/utils/memory.py); run it in a separate process, the tuning cannot be undone.
+(src/platereader/training/memory.py); run it in a separate process, the tuning cannot be undone.
 """
 
 import argparse
@@ -17,10 +17,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import params  # noqa: E402
-from src.localize.train import localize_loss  # noqa: E402
-from src.models.networks import Localizer, PlateOCR  # noqa: E402
-from src.ocr.train import ctc_loss  # noqa: E402
-from src.utils.memory import keep_freed_memory  # noqa: E402
+from platereader.stages.train_localize import localize_loss  # noqa: E402
+from platereader.nets.networks import Localizer, PlateOCR  # noqa: E402
+from platereader.stages.train_ocr import ctc_loss  # noqa: E402
+from platereader.training.memory import keep_freed_memory  # noqa: E402
 
 
 def images_per_s(model, loss_fn, images, labels, steps: int) -> float:

@@ -19,13 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import params  # noqa: E402
-from src.datasets.augment import AUG_CODES  # noqa: E402
-from src.datasets.build import item_rng  # noqa: E402
-from src.datasets.scenes import compose_scene  # noqa: E402
-from src.stack.evaluate import read_all, score  # noqa: E402
-from src.stack.prepare import check_unused_seeds  # noqa: E402
-from src.stack.reader import PlateReader  # noqa: E402
-from src.utils.errors import UserError, run_main  # noqa: E402
+from platereader.synth.augment import AUG_CODES  # noqa: E402
+from platereader.datasets import item_rng  # noqa: E402
+from platereader.synth.scenes import compose_scene  # noqa: E402
+from platereader.stages.evaluate_stack import read_all, score  # noqa: E402
+from platereader.stages.prepare_stack import check_unused_seeds  # noqa: E402
+from platereader.reader import PlateReader  # noqa: E402
+from platereader.errors import UserError, run_main  # noqa: E402
 
 WIDTH_BANDS = (0.0, 0.45, 0.6, 1.01)  # plate width as a share of the scene side
 

@@ -24,11 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import params  # noqa: E402
-from src.datasets.build import load_split  # noqa: E402
-from src.stack.evaluate import DATA_DIR, read_all, score  # noqa: E402
-from src.stack.prepare import check_unused_seeds, make_chunk  # noqa: E402
-from src.stack.reader import MIN_CONFIDENCE, REREAD_BELOW, REREAD_SHIFTS, PlateReader  # noqa: E402
-from src.utils.errors import UserError, run_main  # noqa: E402
+from platereader.datasets import load_split  # noqa: E402
+from platereader.stages.evaluate_stack import DATA_DIR, read_all, score  # noqa: E402
+from platereader.stages.prepare_stack import check_unused_seeds, make_chunk  # noqa: E402
+from platereader.reader import MIN_CONFIDENCE, REREAD_BELOW, REREAD_SHIFTS, PlateReader  # noqa: E402
+from platereader.errors import UserError, run_main  # noqa: E402
 
 
 def format_shifts(shifts) -> str:

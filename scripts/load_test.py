@@ -1,6 +1,6 @@
 """Load test of the plate reader's HTTP server: concurrent clients post JPEGs to POST /predict.
 
-    python scripts/load_test.py --start                  # start `python -m src.serve` on a free
+    python scripts/load_test.py --start                  # start `python -m platereader.serving` on a free
                                                           # port with out/mlem/plate_reader, test it
     python scripts/load_test.py --url http://127.0.0.1:8080 --pid <server pid>   # a running server
 
@@ -10,7 +10,7 @@ report gives requests, errors (any status but 200, any connection failure), requ
 percentiles, and the server's resident memory at the start and the end (psutil if installed,
 else /proc/<pid>/status). The exit status is 1 if any request failed.
 
-Images are --size x --size JPEGs of scenes from the project's generator (src/datasets/scenes.py,
+Images are --size x --size JPEGs of scenes from the project's generator (src/platereader/synth/scenes.py,
 default params), --images distinct ones, encoded once before the test starts so the clients spend
 their time on HTTP, not on encoding.
 """
@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import params  # noqa: E402
-from src.datasets.scenes import make_scene  # noqa: E402
+from platereader.synth.scenes import make_scene  # noqa: E402
 
 
 def scene_jpegs(count: int, size: int, seed: int = 0) -> list[bytes]:
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="server URL (default: %(default)s)")
     parser.add_argument("--pid", type=int, help="server process id, for its memory figures")
     parser.add_argument("--start", action="store_true",
-                        help="start `python -m src.serve` on a free loopback port and stop it after")
+                        help="start `python -m platereader.serving` on a free loopback port and stop it after")
     parser.add_argument("--model", default="out/mlem/plate_reader", help="with --start: MLEM model")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default: %(default)s)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds measured (default: %(default)s)")
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     if args.start:
         host, port = "127.0.0.1", free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "src.serve", "--host", host, "--port", str(port),
+            [sys.executable, "-m", "platereader.serving", "--host", host, "--port", str(port),
              "--model", args.model, "--no-access-log"], cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         pid = process.pid

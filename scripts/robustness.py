@@ -27,12 +27,12 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
 import params  # noqa: E402
-from src.datasets.augment import jpeg  # noqa: E402
-from src.generators import fonts  # noqa: E402
-from src.stack.evaluate import read_all, score  # noqa: E402
-from src.stack.prepare import check_unused_seeds, make_chunk  # noqa: E402
-from src.stack.reader import PlateReader  # noqa: E402
-from src.utils.errors import UserError, run_main  # noqa: E402
+from platereader.synth.augment import jpeg  # noqa: E402
+from platereader.synth import fonts  # noqa: E402
+from platereader.stages.evaluate_stack import read_all, score  # noqa: E402
+from platereader.stages.prepare_stack import check_unused_seeds, make_chunk  # noqa: E402
+from platereader.reader import PlateReader  # noqa: E402
+from platereader.errors import UserError, run_main  # noqa: E402
 
 MPL_HELD_OUT = ["DejaVuSerif.ttf", "cmr10.ttf", "cmb10.ttf"]  # not in fonts.MPL_FONT_FILES
 SYSTEM_HELD_OUT = [f"/usr/share/fonts/truetype/liberation/Liberation{name}.ttf"

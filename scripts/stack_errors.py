@@ -22,10 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from src.datasets.build import load_split  # noqa: E402
-from src.models.geometry import quad_iou  # noqa: E402
-from src.stack.evaluate import DATA_DIR  # noqa: E402
-from src.stack.reader import PRESENT_THRESHOLD, PlateReader, group_by_shape  # noqa: E402
+from platereader.datasets import load_split  # noqa: E402
+from platereader.geometry.quads import quad_iou  # noqa: E402
+from platereader.stages.evaluate_stack import DATA_DIR  # noqa: E402
+from platereader.reader import PRESENT_THRESHOLD, PlateReader, group_by_shape  # noqa: E402
 
 
 @torch.inference_mode()

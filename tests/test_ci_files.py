@@ -105,7 +105,7 @@ def test_pull_request_workflow_reports_with_cml():
     for override in ("MULTIPROCESSING=False", "TrainLocalizeParams.EPOCHS=1", "TrainOCRParams.EPOCHS=1",
                      "PrepareStackParams.MAX_IMAGES=256"):
         assert override in text
-    assert "python -m src.report --base origin/main" in text
+    assert "python -m platereader.report --base origin/main" in text
     assert "iterative/setup-cml" in text
     assert "cml comment create --publish report.md" in text
     assert "dvc repro" in text and "dvc push" in text

@@ -1,4 +1,4 @@
-"""src.utils.images.load_image: every format, colour mode and orientation; plain errors."""
+"""platereader.images.load_image: every format, colour mode and orientation; plain errors."""
 
 import io
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from src.utils.errors import UserError
-from src.utils.images import MAX_PIXELS, load_image
+from platereader.errors import UserError
+from platereader.images import MAX_PIXELS, load_image
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (30, 50, 3), dtype=np.uint8)  # not square: orientation shows in shape

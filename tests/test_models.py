@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from src.localize.train import localize_loss
-from src.models.geometry import is_convex, quad_iou
-from src.models.networks import ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, load_model, save_model
-from src.models.quantize import available as int8_available
-from src.models.rectify import rectify
-from src.models.training import train
-from src.ocr.train import ctc_loss, encode_targets
-from src.utils.errors import UserError
+from platereader.geometry.quads import is_convex, quad_iou
+from platereader.nets.networks import ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, load_model, save_model
+from platereader.nets.quantize import available as int8_available
+from platereader.geometry.rectify import rectify
+from platereader.training.loop import train
+from platereader.training.losses import ctc_loss, encode_targets, localize_loss
+from platereader.errors import UserError
+
+MARGIN = (0.15, 0.5)  # a localizer window's margin, as PrepareLocalizeParams.WINDOW_MARGIN
 
 
 def test_shapes():
@@ -162,7 +163,7 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, capsys):
 
 
 def test_training_without_int8_kernels_saves_the_float_network_only(tmp_path, monkeypatch):
-    monkeypatch.setattr("src.models.training.int8_available", lambda: False)  # as on ARM
+    monkeypatch.setattr("platereader.training.loop.int8_available", lambda: False)  # as on ARM
     run_train(tmp_path, p=OneEpoch)
     model, extra = load_model(tmp_path / "model" / "model.pt")
     assert extra == {} and isinstance(model, PlateOCR)
@@ -206,25 +207,25 @@ def test_localize_loss_prefers_the_true_corners():
     model = Localizer(width=4, input_size=32)
     corners = torch.tensor([[[4.0, 10.0], [28.0, 10.0], [28.0, 20.0], [4.0, 20.0]]])
     labels = {"corners": corners, "present": torch.tensor([True])}
-    loss = localize_loss(model, torch.zeros(1, 32, 32, dtype=torch.uint8), labels)
+    loss = localize_loss(model, torch.zeros(1, 32, 32, dtype=torch.uint8), labels, heatmap_sigma=1.0, heatmap_weight=0.5)
     assert torch.isfinite(loss) and loss > 0
 
 
 def test_frames_map_input_pixels_to_the_scene_and_back():
-    from src.models.preprocess import frame_to_scene, scene_to_frame, whole_scene_frames
+    from platereader.geometry.frames import frame_to_scene, scene_to_frame, whole_scene_frames
 
     frames = torch.tensor([[[30.0, 40.0], [150.0, 50.0], [148.0, 85.0], [28.0, 78.0]]])
     points = torch.tensor([[[0.0, 0.0], [64.0, 64.0], [10.5, 40.25]]])
-    assert torch.allclose(scene_to_frame(frames, frame_to_scene(frames, points, 64), 64), points, atol=1e-3)
+    assert torch.allclose(scene_to_frame(frames, frame_to_scene(frames, points, 64, MARGIN), 64, MARGIN), points, atol=1e-3)
     # A first-pass input shows the scene scaled by `scale` from the top-left corner.
-    whole = whole_scene_frames(torch.tensor([0.25]), 64)
-    assert torch.allclose(frame_to_scene(whole, points, 64), points / 0.25, atol=1e-3)
+    whole = whole_scene_frames(torch.tensor([0.25]), 64, MARGIN)
+    assert torch.allclose(frame_to_scene(whole, points, 64, MARGIN), points / 0.25, atol=1e-3)
 
 
 def test_first_pass_input_is_the_scene_shrunk_top_left_as_pillow_shrinks_it():
     from PIL import Image
 
-    from src.models.preprocess import PAD_VALUE, fit_square
+    from platereader.geometry.frames import PAD_VALUE, fit_square
 
     # Two wide scenes of one size: shrunk by 96 / 300, pasted top-left, the rest padding.
     scenes = np.random.default_rng(0).integers(0, 256, (2, 150, 300), dtype=np.uint8)
@@ -238,14 +239,14 @@ def test_first_pass_input_is_the_scene_shrunk_top_left_as_pillow_shrinks_it():
 
 
 def test_second_pass_window_shows_the_quad_upright_with_its_margin():
-    from src.models.preprocess import WINDOW_MARGIN, window_inputs
+    from platereader.geometry.frames import window_inputs
 
     # A dark 120 x 30 plate on white, rotated by 90 degrees (its top edge runs upwards on the left).
     scene = torch.full((1, 1, 200, 200), 255.0)
     scene[..., 40:160, 85:115] = 0
     frame = torch.tensor([[[85.0, 160.0], [85.0, 40.0], [115.0, 40.0], [115.0, 160.0]]])
-    window = window_inputs(scene, frame, 64)[0].float()
-    mx, my = WINDOW_MARGIN
+    window = window_inputs(scene, frame, 64, MARGIN)[0].float()
+    mx, my = MARGIN
     x0, x1 = round(64 * mx / (1 + 2 * mx)), round(64 * (1 + mx) / (1 + 2 * mx))
     y0, y1 = round(64 * my / (1 + 2 * my)), round(64 * (1 + my) / (1 + 2 * my))
     assert window[y0 + 1:y1 - 1, x0 + 1:x1 - 1].max() < 5  # the plate fills its part of the window
@@ -253,7 +254,7 @@ def test_second_pass_window_shows_the_quad_upright_with_its_margin():
 
 
 def test_folded_batchnorm_gives_the_same_outputs():
-    from src.models.networks import fold_batchnorm
+    from platereader.nets.networks import fold_batchnorm
 
     torch.manual_seed(0)
     for model, shape in ((Localizer(width=8), (2, 1, 64, 64)), (PlateOCR(width=8), (2, 1, 32, 128))):
@@ -270,7 +271,7 @@ def test_folded_batchnorm_gives_the_same_outputs():
 
 
 def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
-    from src.models.quantize import calibrate, int8_copy
+    from platereader.nets.quantize import calibrate, int8_copy
 
     if not int8_available():
         pytest.skip("this PyTorch build has no x86 int8 kernels")
@@ -299,7 +300,7 @@ def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
 
 
 def test_square_to_quad_maps_the_unit_square_onto_each_quad():
-    from src.models.rectify import apply_homography, square_to_quad
+    from platereader.geometry.rectify import apply_homography, square_to_quad
 
     torch.manual_seed(0)
     quads = torch.tensor([[60.0, 100], [200, 95], [205, 140], [58, 150]]) + torch.randn(32, 4, 2) * 15

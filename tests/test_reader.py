@@ -1,12 +1,18 @@
 """PlateReader decisions that do not need trained models: re-reading unsure plates, the vote among
-readings, and the confidence floor under which no plate is reported."""
+readings, the confidence floor under which no plate is reported, and the settings it reads with."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from src.models.networks import ALPHABET, BLANK, Localizer, encode_text
-from src.stack.reader import MIN_CONFIDENCE, REREAD_BELOW, PlateReader, best_reading, shifted_quads
+import params
+from platereader.formats import ALPHABET
+from platereader.nets.networks import BLANK, Localizer, encode_text
+from platereader.reader import PlateReader, ReaderConfig, best_reading, shifted_quads
+
+CONFIG = ReaderConfig.from_params(params.ReaderParams)
 
 
 def test_shifted_quads_move_along_the_plate_axes():
@@ -21,8 +27,8 @@ def test_shifted_quads_move_along_the_plate_axes():
 
 def test_best_reading_sums_agreeing_readings_and_skips_invalid_ones():
     readings = [("ZH1234", 0.20), ("ZH1284", 0.40), ("ZH1234", 0.25), ("ZH1234", 0.30), ("XX12", 0.95)]
-    assert best_reading(readings) == ("ZH1234", 0.30)  # 0.75 of votes beat 0.40; XX is no canton
-    assert best_reading([("Z1", 0.5), ("ZH0", 0.9)]) == ("Z1", 0.5)  # nothing valid: the first reading
+    assert best_reading(readings, ["swiss"]) == ("ZH1234", 0.30)  # 0.75 of votes beat 0.40; XX is no canton
+    assert best_reading([("Z1", 0.5), ("ZH0", 0.9)], ["swiss"]) == ("Z1", 0.5)  # nothing valid: the first
 
 
 class FixedReading(torch.nn.Module):
@@ -44,13 +50,13 @@ class FixedReading(torch.nn.Module):
         return self.logits.expand(-1, crops.shape[0], -1)
 
 
-def reader_with(ocr: FixedReading) -> PlateReader:
+def reader_with(ocr: FixedReading, config: ReaderConfig = CONFIG) -> PlateReader:
     localizer = Localizer(width=4, input_size=32)
     with torch.no_grad():  # no weights: a plate is always present, corners at the image centre
         for param in localizer.parameters():
             param.zero_()
         localizer.present.bias.fill_(20.0)
-    reader = PlateReader(localizer, ocr, {"crop_margin": 0.0})
+    reader = PlateReader(localizer, ocr, {"crop_margin": [0.0, 0.0]}, {"window_margin": [0.15, 0.5]}, config)
     reader._read_text = ocr  # the stand-in has no BatchNorm to fold; keep it to count its calls
     return reader
 
@@ -63,41 +69,63 @@ def reader_with(ocr: FixedReading) -> PlateReader:
 def test_unsure_readings_are_read_again_and_faint_ones_not_reported(p, plate, rereads):
     ocr = FixedReading("ZH123", p)
     conf = p ** 32
-    assert (conf < REREAD_BELOW) == rereads and (conf < MIN_CONFIDENCE) == (plate is None)
-    answer = reader_with(ocr).read([np.full((60, 200), 128, np.uint8)])[0]
-    assert answer["plate"] == plate
+    assert (conf < CONFIG.reread_below) == rereads and (conf < CONFIG.min_confidence) == (plate is None)
+    reader = reader_with(ocr)
+    plates = reader.read([np.full((60, 200), 128, np.uint8)])[0]
     assert ocr.calls == (2 if rereads else 1)
     if plate is None:
-        assert answer["corners"] is None and answer["canton"] is None
+        assert plates == []
+        candidate = reader.inspect([np.full((60, 200), 128, np.uint8)])[0][0]
+        assert not candidate.reported and candidate.text == "ZH123" and candidate.format == "swiss"
     else:
+        answer = plates[0].to_json()
+        assert answer["plate"] == plate and answer["format"] == "swiss"
         assert answer["canton"] == "ZH" and answer["number"] == "123" and len(answer["corners"]) == 4
+
+
+def test_a_format_not_accepted_is_no_plate():
+    """FORMATS chooses what a deployment reports: text of another format is not a plate."""
+    with_swiss = reader_with(FixedReading("ZH123", 0.999))
+    assert [r.plate for r in with_swiss.read([np.full((60, 200), 128, np.uint8)])[0]] == ["ZH 123"]
+    not_swiss = reader_with(FixedReading("ZZ123", 0.999))  # ZZ is no canton
+    assert not_swiss.read([np.full((60, 200), 128, np.uint8)])[0] == []
+
+
+def test_bad_reader_params_fail_with_one_line():
+    from platereader.errors import UserError
+
+    for name, value, hint in (("FORMATS", ["mars"], "unknown plate formats"), ("MIN_CONFIDENCE", 2, "[0, 1]"),
+                              ("REREAD_SHIFTS", [[0.1]], "[dx, dy]"), ("TILE_GRID", 0, "TILE_GRID")):
+        with pytest.raises(UserError, match=f"ReaderParams.{name}.*") as info:
+            ReaderConfig.from_params(type("ReaderParams", (params.ReaderParams,), {name: value}))
+        assert hint in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("reread_below, calls", [(0.0, 1), (1.0, 2)])
 def test_reread_below_is_per_reader(reread_below, calls):
     ocr = FixedReading("ZH123", 0.96)  # a valid plate at confidence 0.27
-    reader = reader_with(ocr)
-    reader.reread_below = reread_below  # what scripts/fresh_seeds.py --reread-below sets
-    assert reader.read([np.full((60, 200), 128, np.uint8)])[0]["plate"] == "ZH 123"
+    reader = reader_with(ocr, replace(CONFIG, reread_below=reread_below))
+    assert [r.plate for r in reader.read([np.full((60, 200), 128, np.uint8)])[0]] == ["ZH 123"]
     assert ocr.calls == calls
 
 
 def test_reader_runs_the_int8_copies_the_model_files_carry(tmp_path):
-    from src.models.networks import PlateOCR, save_model
-    from src.models.quantize import available, calibrate
+    from platereader.nets.networks import PlateOCR, save_model
+    from platereader.nets.quantize import available, calibrate
 
     if not available():
         pytest.skip("this PyTorch build has no x86 int8 kernels")
     torch.manual_seed(0)
     localizer, ocr = Localizer(width=4, input_size=32).eval(), PlateOCR(width=8).eval()
     for name, model, extra in (
-            ("localize", localizer, {"int8": calibrate(localizer, torch.randint(0, 256, (8, 1, 32, 32)))}),
-            ("ocr", ocr, {"crop_margin": 0.1, "int8": calibrate(ocr, torch.randint(0, 256, (8, 1, 32, 128)))})):
+            ("localize", localizer, {"window_margin": [0.15, 0.5],
+                                     "int8": calibrate(localizer, torch.randint(0, 256, (8, 1, 32, 32)))}),
+            ("ocr", ocr, {"crop_margin": [0.1, 0.1], "int8": calibrate(ocr, torch.randint(0, 256, (8, 1, 32, 128)))})):
         (tmp_path / name).mkdir()
         save_model(model, tmp_path / name / "model.pt", extra)
     scenes = [np.random.default_rng(i).integers(0, 256, (80, 120), dtype=np.uint8) for i in range(3)]
     for int8 in (True, False):
-        reader = PlateReader.load(tmp_path, int8=int8)
+        reader = PlateReader.load(tmp_path, replace(CONFIG, int8=int8))
         assert reader.int8 == int8
         assert isinstance(reader._read_text, torch.fx.GraphModule) == reader.int8
         assert len(reader.read(scenes)) == 3
@@ -121,24 +149,23 @@ class BrightBlob(torch.nn.Module):
 
 
 def blob_reader(ocr: FixedReading) -> PlateReader:
-    reader = reader_with(ocr)
+    reader = reader_with(ocr)  # tiles as params.py:ReaderParams sets them
     reader.localizer = Localizer(width=4, input_size=96)
     reader.input_size, reader._localize = 96, BrightBlob()
     return reader
 
 
 def test_tiles_find_a_plate_too_small_for_the_whole_scene_pass():
-    from src.stack.reader import TILE_PRESENT_THRESHOLD
-
     reader = blob_reader(FixedReading("ZH123", 0.999))
     small = np.zeros((300, 300), np.uint8)
     small[20:50, 20:50] = 255  # 1 % of the scene: too little for the whole scene, 2.8 % of a tile
     corners, present, from_tiles = reader.locate([small, np.zeros((300, 300), np.uint8)])
-    assert present[0] > TILE_PRESENT_THRESHOLD and present[1] < 0.5  # the empty scene stays empty
+    assert present[0] > CONFIG.tile_present_threshold and present[1] < 0.5  # the empty scene stays empty
     assert from_tiles == [True, False]
     assert torch.allclose(corners[0], torch.tensor([[20.0, 20], [50, 20], [50, 50], [20, 50]]), atol=3)
-    assert reader.read([small])[0]["plate"] == "ZH 123"
+    assert [r.plate for r in reader.read([small])[0]] == ["ZH 123"]
+    assert reader.inspect([small])[0][0].found_in == "tile"
     # A faint reading (0.96 ** 32 = 0.27) is reported when the whole-scene pass found the plate (see
     # test_unsure_readings_are_read_again_and_faint_ones_not_reported), not when only a tile did.
-    assert blob_reader(FixedReading("ZH123", 0.96)).read([small])[0]["plate"] is None
-    assert blob_reader(FixedReading("ZH123", 0.96)).read([np.full((300, 300), 255, np.uint8)])[0]["plate"] == "ZH 123"
+    assert blob_reader(FixedReading("ZH123", 0.96)).read([small])[0] == []
+    assert len(blob_reader(FixedReading("ZH123", 0.96)).read([np.full((300, 300), 255, np.uint8)])[0]) == 1

@@ -1,4 +1,4 @@
-"""The PR report builder (python -m src.report) in a tiny throwaway DVC project.
+"""The PR report builder (python -m platereader.report) in a tiny throwaway DVC project.
 
 The project mimics the real one: params.py, a stage writing a metrics JSON and DVCLive-style loss
 TSVs for two models, top-level plots `localize_loss` / `ocr_loss`, stack prediction images.
@@ -81,8 +81,8 @@ DVC_YAML = textwrap.dedent(
 
 
 def report(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """python -m src.report from this checkout, run inside `repo` with this venv's python."""
-    return run([sys.executable, "-m", "src.report", *args], repo, check=check, PYTHONPATH=str(ROOT))
+    """python -m platereader.report from this checkout, run inside `repo` with this venv's python."""
+    return run([sys.executable, "-m", "platereader.report", *args], repo, check=check, PYTHONPATH=str(ROOT))
 
 
 def make_project(repo: Path, stack_images: int = 0) -> Path:

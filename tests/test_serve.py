@@ -1,4 +1,4 @@
-"""The packaged stack (src.save_stack) and its HTTP server (src.serve), end to end.
+"""The packaged stack (platereader.packaging) and its HTTP server (platereader.serving), end to end.
 
 Randomly initialised models stand in for trained ones: their answers are junk but deterministic,
 so "served == in-process" is a real check. The server runs as users run it (a subprocess on a free
@@ -21,10 +21,10 @@ import requests
 import torch
 from PIL import Image
 
-from src.models.networks import Localizer, PlateOCR, save_model
-from src.models.quantize import available, calibrate
-from src.stack.reader import PlateReader
-from src.utils.images import load_image
+from platereader.nets.networks import Localizer, PlateOCR, save_model
+from platereader.nets.quantize import available, calibrate
+from platereader.reader import PlateReader
+from platereader.images import load_image
 from tests.conftest import ROOT, stop
 
 MAX_BODY_MB = 2  # small, so the 413 test sends little
@@ -119,9 +119,9 @@ def reader(models_dir) -> PlateReader:
 
 @pytest.fixture(scope="module")
 def package(models_dir, tmp_path_factory) -> Path:
-    """python -m src.save_stack, as the DVC stage runs it."""
+    """python -m platereader.packaging, as the DVC stage runs it."""
     output = tmp_path_factory.mktemp("mlem") / "plate_reader"
-    result = subprocess.run([sys.executable, "-m", "src.save_stack", "--models", str(models_dir),
+    result = subprocess.run([sys.executable, "-m", "platereader.packaging", "--models", str(models_dir),
                              "--output", str(output)], cwd=ROOT, env=env(), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -133,7 +133,7 @@ def package(models_dir, tmp_path_factory) -> Path:
 def server(package, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("log") / "server.log"
-    process = start([sys.executable, "-m", "src.serve", "--host", "127.0.0.1", "--port", str(port),
+    process = start([sys.executable, "-m", "platereader.serving", "--host", "127.0.0.1", "--port", str(port),
                      "--model", str(package), "--max-body-mb", str(MAX_BODY_MB)], port, log)
     yield f"http://127.0.0.1:{port}", process
     stop(process)
@@ -151,7 +151,7 @@ def test_package_layout(package):
     assert sorted(p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()) == [
         "localize/model.pt", "ocr/model.pt"]
     meta = (package.parent / "plate_reader.mlem").read_text()
-    assert "src.save_stack.PlateReaderModelType" in meta and "predict" in meta
+    assert "platereader.packaging.PlateReaderModelType" in meta and "predict" in meta
     assert "data.pkl" not in meta  # weights and config, not pickled code
 
 
@@ -172,7 +172,7 @@ def test_mlem_load_gives_the_same_reader(package, reader):
 
 
 def test_save_stack_without_models_is_a_plain_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "src.save_stack", "--models", str(tmp_path),
+    result = subprocess.run([sys.executable, "-m", "platereader.packaging", "--models", str(tmp_path),
                              "--output", str(tmp_path / "out" / "plate_reader")], cwd=ROOT,
                             env=env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
@@ -181,11 +181,11 @@ def test_save_stack_without_models_is_a_plain_error(tmp_path):
 
 
 def test_serve_without_package_is_a_plain_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "src.serve", "--model", str(tmp_path / "nope"),
+    result = subprocess.run([sys.executable, "-m", "platereader.serving", "--model", str(tmp_path / "nope"),
                              "--port", str(free_port())], cwd=ROOT, env=env(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "python -m src.save_stack" in result.stderr and "Traceback" not in result.stderr
+    assert "python -m platereader.packaging" in result.stderr and "Traceback" not in result.stderr
 
 
 # --- good requests ------------------------------------------------------------------------------

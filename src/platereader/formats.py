@@ -1,0 +1,93 @@
+"""Plate formats as data: the OCR's alphabet and, per format, what a plate's text may be.
+
+A format is a pattern over the plate's characters (spaces, dashes and dots removed), the way its
+fields are printed, and the values a field may take. The generator, the OCR's alphabet, the
+prepared arrays' text width, the reader's check and the tests all read them from here; a new
+format is one more `PlateFormat` in FORMATS.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from re import _parser as sre_parse  # the width of a pattern, from the pattern itself
+
+from platereader.errors import UserError
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DIGITS = "0123456789"
+ALPHABET = LETTERS + DIGITS  # what the OCR reads: a plate's characters without separators
+
+SWISS_CANTONS = (
+    "AG", "AI", "AR", "BE", "BL", "BS", "FR", "GE", "GL", "GR", "JU", "LU", "NE",
+    "NW", "OW", "SG", "SH", "SO", "SZ", "TG", "TI", "UR", "VD", "VS", "ZG", "ZH",
+)
+SWISS_MAX_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class PlateFormat:
+    name: str
+    pattern: str  # over ALPHABET characters only, with a named group per field
+    display: str  # str.format of the fields: how the plate is printed
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> the values it may take
+
+    @cached_property
+    def regex(self) -> re.Pattern:
+        return re.compile(self.pattern)
+
+    @cached_property
+    def max_length(self) -> int:
+        return sre_parse.parse(self.pattern).getwidth()[1]
+
+    def parse(self, text: str) -> dict[str, str] | None:
+        """The fields of `text` if it is a plate of this format, else None."""
+        match = self.regex.fullmatch(text)
+        if not match:
+            return None
+        fields = match.groupdict()
+        if any(fields[name] not in allowed for name, allowed in self.choices.items()):
+            return None
+        return fields
+
+
+SWISS = PlateFormat(
+    name="swiss",
+    pattern=rf"(?P<canton>[A-Z]{{2}})(?P<number>[1-9][0-9]{{0,{SWISS_MAX_DIGITS - 1}}})",
+    display="{canton} {number}",
+    choices={"canton": SWISS_CANTONS},
+)
+
+FORMATS = {f.name: f for f in (SWISS,)}
+
+
+def max_length(names) -> int:
+    """The longest text any of the formats `names` allows: the width of prepared text arrays."""
+    return max(FORMATS[name].max_length for name in names)
+
+
+def normalise(text: str) -> str:
+    """A printed or labelled plate as the OCR reads it: upper case, separators and spaces dropped."""
+    return "".join(c for c in str(text).upper() if c in ALPHABET)
+
+
+def match(text: str, names) -> tuple[PlateFormat, dict[str, str]] | None:
+    """The first of the formats `names` that `text` fits, with its fields; None if none does."""
+    for name in names:
+        fields = FORMATS[name].parse(text)
+        if fields is not None:
+            return FORMATS[name], fields
+    return None
+
+
+def check_names(names, where: str) -> tuple[str, ...]:
+    """`names` as a tuple if it is a non-empty list of known format names; else a UserError naming
+    `where` (the parameter or file that gave them) and the known ones."""
+    if isinstance(names, str) or not hasattr(names, "__iter__") or not list(names):
+        raise UserError(f"{where} = {names!r}: expected a non-empty list of plate formats from "
+                         f"{', '.join(FORMATS)}")
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown:
+        raise UserError(f"{where} names unknown plate formats {unknown}: known are {', '.join(FORMATS)}")
+    return tuple(names)

@@ -1,0 +1,287 @@
+"""The PlateReader: image -> localizer -> rectifier -> OCR -> format check -> plate readings.
+
+One implementation, used by evaluate_stack, the CLI, the MLEM package and the HTTP server. Images
+are (H, W) grayscale or (H, W, 3|4) colour uint8 arrays of any size. `read` answers every plate
+found in each image as `PlateReading`s (best first; an empty list when there is none);
+`inspect` also returns the candidates that were not reported, with what the reader computed for
+them, so an evaluation never localises twice. How it reads is a `ReaderConfig`, which the MLEM
+package stores next to the networks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from platereader import formats, validate
+from platereader.geometry.frames import fit_square, frame_to_scene, square_frames, window_inputs
+from platereader.geometry.quads import is_convex
+from platereader.geometry.rectify import rectify
+from platereader.images import to_gray
+from platereader.nets.networks import Localizer, ctc_greedy_decode, load_trained
+from platereader.nets.quantize import inference_copy
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """How the reader reads; one field per params.py:ReaderParams entry (see there)."""
+
+    formats: tuple[str, ...]
+    int8: bool
+    present_threshold: float
+    window_passes: int
+    reread_below: float
+    reread_shifts: tuple[tuple[float, float], ...]
+    tile_grid: int
+    tile_side: float
+    tile_present_threshold: float
+    tile_min_confidence: float
+    min_confidence: float
+
+    @classmethod
+    def from_params(cls, p) -> "ReaderConfig":
+        """From a params class with the fields in upper case (params.py:ReaderParams), checked."""
+        formats.check_names(validate.get(p, "FORMATS"), validate.name(p, "FORMATS"))
+        validate.boolean(p, "INT8")
+        for name in ("PRESENT_THRESHOLD", "REREAD_BELOW", "TILE_SIDE", "TILE_PRESENT_THRESHOLD",
+                     "TILE_MIN_CONFIDENCE", "MIN_CONFIDENCE"):
+            validate.number(p, name, 0, 1)
+        validate.integer(p, "WINDOW_PASSES", 0, 8)
+        validate.integer(p, "TILE_GRID", 1, 8)
+        shifts = validate.get(p, "REREAD_SHIFTS")
+        if not isinstance(shifts, (list, tuple)) or not all(
+                isinstance(s, (list, tuple)) and len(s) == 2 and all(isinstance(v, (int, float)) and abs(v) <= 0.5
+                                                                     for v in s) for s in shifts):
+            validate.fail(p, "REREAD_SHIFTS", f"= {shifts!r}: expected a list of [dx, dy] pairs, shares of the "
+                                              "plate's width and height in [-0.5, 0.5] ([] = no rereads)")
+        return cls.from_dict({f: getattr(p, f.upper()) for f in cls.__dataclass_fields__})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ReaderConfig":
+        values = dict(values)
+        values["formats"] = formats.check_names(values["formats"], "ReaderParams.FORMATS")
+        values["reread_shifts"] = tuple((float(dx), float(dy)) for dx, dy in values["reread_shifts"])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PlateReading:
+    """One plate candidate and what the reader made of it."""
+
+    corners: np.ndarray  # (4, 2) float32 image pixels: top-left, top-right, bottom-right, bottom-left
+    presence: float  # the localizer's plate-present probability
+    text: str  # what the OCR read (voted over rereads), before the format check
+    text_confidence: float
+    found_in: str  # "scene" (the whole-image pass) or "tile" (the tile search)
+    format: str | None = None  # the accepted format the text fits, None if none
+    fields: dict[str, str] = field(default_factory=dict)  # that format's fields, e.g. canton and number
+    reported: bool = False  # whether the reader answers it as a plate
+
+    @property
+    def confidence(self) -> float:
+        """Probability that this is a plate and reads `text`: presence x text confidence."""
+        return self.presence * self.text_confidence
+
+    @property
+    def plate(self) -> str | None:
+        """The plate as printed ("ZH 123456"), None when the text fits no accepted format."""
+        return formats.FORMATS[self.format].display.format(**self.fields) if self.format else None
+
+    def to_json(self) -> dict:
+        """The answer for one plate: plate, text, format, confidence, corners and the fields."""
+        return {"plate": self.plate, "text": self.text, "format": self.format,
+                "confidence": round(self.confidence, 4),
+                "corners": [[round(float(x), 2), round(float(y), 2)] for x, y in self.corners], **self.fields}
+
+
+def answer_json(readings: list[PlateReading]) -> dict:
+    """The answer for one image, as the CLI, the MLEM package and the server give it."""
+    return {"plates": [r.to_json() for r in readings]}
+
+
+def shifted_quads(corners: torch.Tensor, shifts) -> torch.Tensor:
+    """Quads (B, 4, 2) moved along their own axes: (S, B, 4, 2), one copy per (dx, dy) in `shifts`,
+    dx a share of the quad's mean width vector, dy of its mean height vector."""
+    width = (corners[:, 1] - corners[:, 0] + corners[:, 2] - corners[:, 3]) / 2
+    height = (corners[:, 3] - corners[:, 0] + corners[:, 2] - corners[:, 1]) / 2
+    return torch.stack([corners + (dx * width + dy * height)[:, None] for dx, dy in shifts])
+
+
+def best_reading(readings: list[tuple[str, float]], accepted) -> tuple[str, float]:
+    """The text of an accepted format with the largest summed confidence over `readings`, with its
+    best single confidence (a text read from several quads outweighs a lone confident misreading);
+    the first reading when none fits."""
+    votes: dict[str, float] = {}
+    best: dict[str, float] = {}
+    for text, conf in readings:
+        if formats.match(text, accepted):
+            votes[text] = votes.get(text, 0.0) + conf
+            best[text] = max(best.get(text, 0.0), conf)
+    if not votes:
+        return readings[0]
+    text = max(votes, key=votes.get)
+    return text, best[text]
+
+
+def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tensor]]:
+    """Scenes of one size stacked into (b, 1, H, W) float32 tensors, with their batch positions, so
+    that each size is resampled in one call (a batch from one camera is usually one size). Float
+    once here, not in each of the 3-4 resamplings of a read."""
+    by_shape: dict[tuple, list[int]] = {}
+    for i, gray in enumerate(grays):
+        by_shape.setdefault(gray.shape, []).append(i)
+    return [(idx, torch.from_numpy(np.stack([grays[i] for i in idx])).unsqueeze(1).float())
+            for idx in by_shape.values()]
+
+
+class PlateReader:
+    """Reads plates with a trained localizer and OCR model, as a `ReaderConfig` says."""
+
+    def __init__(self, localizer: Localizer, ocr: torch.nn.Module, ocr_extra: dict,
+                 localizer_extra: dict, config: ReaderConfig):
+        self.localizer = localizer.eval()  # the trained networks and their metadata, as saved
+        self.ocr = ocr.eval()
+        self.localizer_extra = localizer_extra
+        self.ocr_extra = ocr_extra
+        self.config = config
+        # What reading runs: the int8 copies saved with the models, or the float networks.
+        self._localize, int8_localizer = inference_copy(localizer, localizer_extra, config.int8)
+        self._read_text, int8_ocr = inference_copy(ocr, ocr_extra, config.int8)
+        self.int8 = int8_localizer and int8_ocr
+        self.input_size = localizer.config["input_size"]
+        self.window_margin = tuple(localizer_extra["window_margin"])
+        self.crop_height = ocr.config["crop_height"]
+        self.crop_width = ocr.config["crop_width"]
+        self.crop_margin = tuple(ocr_extra["crop_margin"])
+
+    @classmethod
+    def load(cls, models_dir: str | os.PathLike, config: ReaderConfig) -> "PlateReader":
+        localizer, localizer_extra = load_trained(os.path.join(models_dir, "localize", "model.pt"))
+        ocr, ocr_extra = load_trained(os.path.join(models_dir, "ocr", "model.pt"))
+        return cls(localizer, ocr, ocr_extra, localizer_extra, config)
+
+    def read(self, images: list[np.ndarray]) -> list[list[PlateReading]]:
+        """The plates of each image, best first; an empty list where there is none."""
+        return [[r for r in candidates if r.reported] for candidates in self.inspect(images)]
+
+    @torch.inference_mode()
+    def inspect(self, images: list[np.ndarray]) -> list[list[PlateReading]]:
+        """Every plate candidate of each image, reported or not, with what the reader computed."""
+        if not images:
+            return []
+        c = self.config
+        grays = [to_gray(image) for image in images]
+        groups = group_by_shape(grays)
+        corners, present, from_tiles = self.locate(grays, groups)
+        texts = self.texts(self.crops(groups, corners))
+        unsure = [i for i, (text, conf) in enumerate(texts) if present[i] > c.present_threshold
+                  and (conf < c.reread_below or formats.match(text, c.formats) is None)]
+        if unsure:
+            texts = self.reread(grays, corners, texts, unsure)
+        answers = []
+        for i, (text, text_conf) in enumerate(texts):
+            reading = PlateReading(corners[i].numpy(), present[i], text, text_conf,
+                                   "tile" if from_tiles[i] else "scene")
+            matched = formats.match(text, c.formats) if present[i] > c.present_threshold else None
+            floor = c.tile_min_confidence if from_tiles[i] else c.min_confidence
+            if matched is not None:
+                reading.format, reading.fields = matched[0].name, matched[1]
+                # Too faint a reading is no plate: an empty scene reads as a plate only by chance.
+                reading.reported = reading.confidence >= floor
+            answers.append([reading])
+        return answers
+
+    @torch.inference_mode()
+    def locate(self, grays: list[np.ndarray], groups=None) -> tuple[torch.Tensor, list[float], list[bool]]:
+        """Plate corners (B, 4, 2) in scene pixels, plate-present probabilities and whether the
+        plate was found in a tile: a pass on the whole scene, then `window_passes` on windows
+        unwarped from the last quad (the plate large); where those find no plate, the same on the
+        most likely of a grid of tiles (`search_tiles`)."""
+        groups = groups or group_by_shape(grays)
+        size, threshold = self.input_size, self.config.present_threshold
+        inputs = torch.empty(len(grays), size, size, dtype=torch.uint8)
+        scales = torch.empty(len(grays))
+        for idx, scenes in groups:
+            inputs[idx], scales[idx] = fit_square(scenes, size)
+        heatmaps, present_logits = self._localize(inputs.unsqueeze(1))
+        corners, present = self.refine(groups, Localizer.corners(heatmaps, size) / scales.view(-1, 1, 1),
+                                       present_logits)
+        # Whether there is a plate is decided on the last window, where the candidate is large.
+        lost = [i for i, p in enumerate(present.tolist()) if p <= threshold]
+        from_tiles = torch.zeros(len(grays), dtype=torch.bool)
+        if lost:
+            found, found_present = self.search_tiles([grays[i] for i in lost])
+            keep = found_present > self.config.tile_present_threshold
+            lost = torch.tensor(lost)
+            corners[lost[keep]], present[lost[keep]] = found[keep], found_present[keep]
+            from_tiles[lost[keep]] = True
+        return corners, present.tolist(), from_tiles.tolist()
+
+    def refine(self, groups, corners: torch.Tensor, present_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`window_passes` from quads (B, 4, 2) and the presence logits of the pass that found
+        them: the refined quads and the last pass's plate-present probabilities (B,)."""
+        size, margin = self.input_size, self.window_margin
+        windows = torch.empty(len(corners), size, size, dtype=torch.uint8)
+        for _ in range(self.config.window_passes):
+            for idx, scenes in groups:
+                windows[idx] = window_inputs(scenes, corners[idx], size, margin)
+            heatmaps, present_logits = self._localize(windows.unsqueeze(1))
+            refined = frame_to_scene(corners, Localizer.corners(heatmaps, size), size, margin)
+            # A window cut from a bad quad can give a folded one, corners thousands of pixels off
+            # (the homography nears infinity): such a pass is not taken.
+            corners = torch.where(is_convex(refined)[:, None, None], refined, corners)
+        return corners, torch.sigmoid(present_logits).view(-1)
+
+    def search_tiles(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """For scenes where the whole-scene pass led nowhere (a small plate, a busy background): a
+        first pass on a grid of overlapping squares of `tile_side` of the scene's longer side, in
+        which a plate looks 1 / tile_side times larger, then `refine` on the most likely."""
+        size, margin, grid = self.input_size, self.window_margin, self.config.tile_grid
+        n = grid * grid
+        squares = []  # (left, top, side) of each tile, scene-major
+        for gray in grays:
+            height, width = gray.shape
+            side = self.config.tile_side * max(height, width)
+            squares += [(x, y, side) for y in np.linspace(0, max(height - side, 0), grid)
+                        for x in np.linspace(0, max(width - side, 0), grid)]
+        frames = square_frames(*torch.tensor(squares, dtype=torch.float64).unbind(1), margin)
+        groups = group_by_shape(grays)  # once, for the tiles and for `refine`
+        tiles = torch.empty(len(frames), size, size, dtype=torch.uint8)
+        for idx, scenes in groups:
+            rows = [i * n + k for i in idx for k in range(n)]
+            tiles[rows] = window_inputs(scenes.repeat_interleave(n, 0), frames[rows], size, margin)
+        heatmaps, present_logits = self._localize(tiles.unsqueeze(1))
+        quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin).view(len(grays), n, 4, 2)
+        present_logits = present_logits.view(len(grays), n)
+        best, scene = present_logits.argmax(1), torch.arange(len(grays))
+        return self.refine(groups, quads[scene, best], present_logits[scene, best])
+
+    def crops(self, groups: list[tuple[list[int], torch.Tensor]], corners: torch.Tensor) -> torch.Tensor:
+        """Rectified plate crops (B, 1, h, w) float from grouped scenes and corners in their pixels."""
+        crops = torch.empty(sum(len(idx) for idx, _ in groups), 1, self.crop_height, self.crop_width)
+        for idx, scenes in groups:
+            crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin)
+        return crops
+
+    def reread(self, grays, corners, texts, unsure: list[int]) -> list[tuple[str, float]]:
+        """`texts` with the scenes at positions `unsure` read again from shifted quads, each
+        answer then voted among its readings (`best_reading`)."""
+        shifts = self.config.reread_shifts
+        # Shift-major, in one resampling: reading k of scene j is at k * len(unsure) + j.
+        groups = group_by_shape([grays[i] for _ in shifts for i in unsure])
+        again = self.texts(self.crops(groups, shifted_quads(corners[unsure], shifts).flatten(0, 1)))
+        texts = list(texts)
+        for j, i in enumerate(unsure):
+            texts[i] = best_reading([texts[i]] + again[j::len(unsure)], self.config.formats)
+        return texts
+
+    @torch.inference_mode()
+    def texts(self, crops: torch.Tensor) -> list[tuple[str, float]]:
+        """The OCR's (text, confidence) for each rectified crop, before the format check."""
+        return ctc_greedy_decode(self._read_text(crops))
