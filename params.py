@@ -112,6 +112,9 @@ class ReaderParams:
     TILE_PRESENT_THRESHOLD = 0.9
     TILE_MIN_CONFIDENCE = 0.3
     MIN_CONFIDENCE = 0.1  # presence x text confidence under which no plate is reported
+    # Plates reported per image at most; above 1 the tiles are searched on every image for more
+    # plates (slower), at 1 only where the whole-scene pass finds none.
+    MAX_PLATES = 1
 
 
 class EvaluateParams:

@@ -169,3 +169,17 @@ def test_tiles_find_a_plate_too_small_for_the_whole_scene_pass():
     # test_unsure_readings_are_read_again_and_faint_ones_not_reported), not when only a tile did.
     assert blob_reader(FixedReading("ZH123", 0.96)).read([small])[0] == []
     assert len(blob_reader(FixedReading("ZH123", 0.96)).read([np.full((300, 300), 255, np.uint8)])[0]) == 1
+
+
+def test_an_image_with_two_plates_gives_two_readings_when_max_plates_allows():
+    two = np.zeros((300, 300), np.uint8)
+    two[20:50, 20:50] = 255
+    two[250:280, 250:280] = 255  # each 1 % of the image: found in tiles only
+    one_reader = blob_reader(FixedReading("ZH123", 0.999))
+    assert len(one_reader.read([two])[0]) == 1  # MAX_PLATES = 1: the best plate only
+    reader = blob_reader(FixedReading("ZH123", 0.999))
+    reader.config = replace(CONFIG, max_plates=2)
+    readings, empty = reader.read([two, np.zeros((300, 300), np.uint8)])
+    assert empty == [] and [r.plate for r in readings] == ["ZH 123", "ZH 123"]
+    centres = sorted(tuple(np.round(r.corners.mean(0) / 100)) for r in readings)
+    assert centres == [(0.0, 0.0), (3.0, 3.0)]  # one reading at each plate

@@ -30,7 +30,7 @@ SWISS_MAX_DIGITS = 6
 class PlateFormat:
     name: str
     pattern: str  # over ALPHABET characters only, with a named group per field
-    display: str  # str.format of the fields: how the plate is printed
+    display: str  # str.format of the fields (and of `text`, the whole): how the plate is printed
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> the values it may take
 
     @cached_property
@@ -51,6 +51,10 @@ class PlateFormat:
             return None
         return fields
 
+    def printed(self, text: str) -> str:
+        """`text` (a plate of this format) as the plate prints it, e.g. "ZH 123456"."""
+        return self.display.format(text=text, **self.parse(text))
+
 
 SWISS = PlateFormat(
     name="swiss",
@@ -59,7 +63,19 @@ SWISS = PlateFormat(
     choices={"canton": SWISS_CANTONS},
 )
 
-FORMATS = {f.name: f for f in (SWISS,)}
+# Brazil: the old grey plates (ABC 1234) and Mercosur (ABC 1D23).
+BRAZIL = PlateFormat(
+    name="brazil",
+    pattern=r"(?P<letters>[A-Z]{3})(?P<rest>[0-9]{4}|[0-9][A-Z][0-9]{2})",
+    display="{letters} {rest}",
+)
+# United States: 2-8 letters and digits, state not needed.
+US = PlateFormat(name="us", pattern=r"[A-Z0-9]{2,8}", display="{text}")
+# A generic European plate: up to 9 letters and digits, at least one digit.
+EU = PlateFormat(name="eu", pattern=r"(?=[A-Z]*[0-9])[A-Z0-9]{2,9}", display="{text}")
+
+# The order is the order of preference when a text fits several accepted formats.
+FORMATS = {f.name: f for f in (SWISS, BRAZIL, US, EU)}
 
 
 def max_length(names) -> int:

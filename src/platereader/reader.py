@@ -40,6 +40,7 @@ class ReaderConfig:
     tile_present_threshold: float
     tile_min_confidence: float
     min_confidence: float
+    max_plates: int
 
     @classmethod
     def from_params(cls, p) -> "ReaderConfig":
@@ -51,6 +52,7 @@ class ReaderConfig:
             validate.number(p, name, 0, 1)
         validate.integer(p, "WINDOW_PASSES", 0, 8)
         validate.integer(p, "TILE_GRID", 1, 8)
+        validate.integer(p, "MAX_PLATES", 1, 64)
         shifts = validate.get(p, "REREAD_SHIFTS")
         if not isinstance(shifts, (list, tuple)) or not all(
                 isinstance(s, (list, tuple)) and len(s) == 2 and all(isinstance(v, (int, float)) and abs(v) <= 0.5
@@ -91,7 +93,7 @@ class PlateReading:
     @property
     def plate(self) -> str | None:
         """The plate as printed ("ZH 123456"), None when the text fits no accepted format."""
-        return formats.FORMATS[self.format].display.format(**self.fields) if self.format else None
+        return formats.FORMATS[self.format].printed(self.text) if self.format else None
 
     def to_json(self) -> dict:
         """The answer for one plate: plate, text, format, confidence, corners and the fields."""
@@ -127,6 +129,15 @@ def best_reading(readings: list[tuple[str, float]], accepted) -> tuple[str, floa
         return readings[0]
     text = max(votes, key=votes.get)
     return text, best[text]
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    """IoU of the axis-aligned boxes of two quads (4, 2)."""
+    (ax0, ay0), (ax1, ay1) = a.min(0).values.tolist(), a.max(0).values.tolist()
+    (bx0, by0), (bx1, by1) = b.min(0).values.tolist(), b.max(0).values.tolist()
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tensor]]:
@@ -179,22 +190,33 @@ class PlateReader:
         grays = [to_gray(image) for image in images]
         groups = group_by_shape(grays)
         corners, present, from_tiles = self.locate(grays, groups)
+        owner = list(range(len(grays)))  # the image of each candidate
+        if c.max_plates > 1:
+            more = self.more_plates(grays, corners, present)
+            owner += [i for i, _, _ in more]
+            corners = torch.cat([corners, *(quad[None] for _, quad, _ in more)])
+            present += [p for _, _, p in more]
+            from_tiles += [True] * len(more)
+            grays = [grays[i] for i in owner]
+            groups = group_by_shape(grays)
         texts = self.texts(self.crops(groups, corners))
-        unsure = [i for i, (text, conf) in enumerate(texts) if present[i] > c.present_threshold
+        unsure = [k for k, (text, conf) in enumerate(texts) if present[k] > c.present_threshold
                   and (conf < c.reread_below or formats.match(text, c.formats) is None)]
         if unsure:
             texts = self.reread(grays, corners, texts, unsure)
-        answers = []
-        for i, (text, text_conf) in enumerate(texts):
-            reading = PlateReading(corners[i].numpy(), present[i], text, text_conf,
-                                   "tile" if from_tiles[i] else "scene")
-            matched = formats.match(text, c.formats) if present[i] > c.present_threshold else None
-            floor = c.tile_min_confidence if from_tiles[i] else c.min_confidence
+        answers: list[list[PlateReading]] = [[] for _ in images]
+        for k, (text, text_conf) in enumerate(texts):
+            reading = PlateReading(corners[k].numpy(), present[k], text, text_conf,
+                                   "tile" if from_tiles[k] else "scene")
+            matched = formats.match(text, c.formats) if present[k] > c.present_threshold else None
+            floor = c.tile_min_confidence if from_tiles[k] else c.min_confidence
             if matched is not None:
                 reading.format, reading.fields = matched[0].name, matched[1]
                 # Too faint a reading is no plate: an empty scene reads as a plate only by chance.
                 reading.reported = reading.confidence >= floor
-            answers.append([reading])
+            answers[owner[k]].append(reading)
+        for readings in answers:  # best first; the whole-scene candidate first among equals
+            readings.sort(key=lambda r: (not r.reported, -r.confidence))
         return answers
 
     @torch.inference_mode()
@@ -242,6 +264,35 @@ class PlateReader:
         """For scenes where the whole-scene pass led nowhere (a small plate, a busy background): a
         first pass on a grid of overlapping squares of `tile_side` of the scene's longer side, in
         which a plate looks 1 / tile_side times larger, then `refine` on the most likely."""
+        quads, present_logits, groups = self.tile_pass(grays)
+        best, scene = present_logits.argmax(1), torch.arange(len(grays))
+        return self.refine(groups, quads[scene, best], present_logits[scene, best])
+
+    def more_plates(self, grays: list[np.ndarray], corners: torch.Tensor, present: list[float]):
+        """Further plates of each image, for max_plates > 1: every tile whose refined quad is a
+        plate (above tile_present_threshold) and overlaps no plate already found, most likely first,
+        up to max_plates per image. Returns (image index, quad (4, 2), presence) triples."""
+        c = self.config
+        quads, present_logits, _ = self.tile_pass(grays)
+        n = quads.shape[1]
+        grid_groups = group_by_shape([grays[i] for i in range(len(grays)) for _ in range(n)])
+        refined, refined_present = self.refine(grid_groups, quads.flatten(0, 1), present_logits.flatten())
+        refined, refined_present = refined.view(len(grays), n, 4, 2), refined_present.view(len(grays), n)
+        found = []
+        for i in range(len(grays)):
+            kept = [corners[i]] if present[i] > c.present_threshold else []
+            for k in refined_present[i].argsort(descending=True).tolist():
+                if len(kept) >= c.max_plates or refined_present[i, k] <= c.tile_present_threshold:
+                    break
+                if all(box_iou(refined[i, k], other) < 0.2 for other in kept):
+                    kept.append(refined[i, k])
+                    found.append((i, refined[i, k], float(refined_present[i, k])))
+        return found
+
+    def tile_pass(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """The localizer's first pass on a tile_grid x tile_grid grid of overlapping squares of
+        `tile_side` of each scene's longer side: quads (B, n, 4, 2) in scene pixels, presence
+        logits (B, n), and the scenes grouped by shape."""
         size, margin, grid = self.input_size, self.window_margin, self.config.tile_grid
         n = grid * grid
         squares = []  # (left, top, side) of each tile, scene-major
@@ -258,9 +309,7 @@ class PlateReader:
             tiles[rows] = window_inputs(scenes.repeat_interleave(n, 0), frames[rows], size, margin)
         heatmaps, present_logits = self._localize(tiles.unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin).view(len(grays), n, 4, 2)
-        present_logits = present_logits.view(len(grays), n)
-        best, scene = present_logits.argmax(1), torch.arange(len(grays))
-        return self.refine(groups, quads[scene, best], present_logits[scene, best])
+        return quads, present_logits.view(len(grays), n), groups
 
     def crops(self, groups: list[tuple[list[int], torch.Tensor]], corners: torch.Tensor) -> torch.Tensor:
         """Rectified plate crops (B, 1, h, w) float from grouped scenes and corners in their pixels."""

@@ -1,6 +1,7 @@
 """prepare_stack: a held-out scene set from its own seed, never used for training.
 
-Writes data/prepared/stack/test/{images,corners,present,texts}.npy (full-size scenes) and meta.json.
+Writes data/prepared/stack/test/{images,clean_images,corners,present,texts}.npy (full-size scenes,
+and their clean twins: the same scenes without photometric degradations) and meta.json.
 """
 
 from functools import partial
@@ -32,7 +33,7 @@ def main() -> None:
     validate_params()
     p = params.PrepareStackParams
     data = build(p.MAX_IMAGES, partial(scene_arrays, base_seed=params.SEED, stage_seed=p.SEED,
-                                       gen=params.GeneratorParams, scene_size=params.SCENE_SIZE),
+                                       gen=params.GeneratorParams, scene_size=params.SCENE_SIZE, clean_twins=True),
                  params.MULTIPROCESSING, "prepare_stack")
     write_splits(OUT_DIR, {"test": data}, {"scene_size": params.SCENE_SIZE, "test": p.MAX_IMAGES})
     samples = {f"test_{i}.png": overlay(data["images"][i], [(data["corners"][i], GREEN)] if data["present"][i] else [],

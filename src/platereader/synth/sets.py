@@ -7,19 +7,27 @@ import numpy as np
 from platereader import formats
 from platereader.datasets import item_rng
 from platereader.errors import UserError
-from platereader.synth.scenes import make_scene
+from platereader.synth.scenes import compose_scene, make_scene
 
 MAX_TEXT = formats.SWISS.max_length  # the generator draws Swiss plates
 TEXT_DTYPE = f"<U{MAX_TEXT}"
 
 
-def scene_arrays(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int) -> dict[str, np.ndarray]:
-    """Scenes [start, stop) of a seed as arrays: images, corners, present, texts ("" = no plate)."""
+def scene_arrays(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
+                 clean_twins: bool = False) -> dict[str, np.ndarray]:
+    """Scenes [start, stop) of a seed as arrays: images, corners, present, texts ("" = no plate);
+    with `clean_twins` also clean_images, the same scenes without their photometric degradations
+    (same plate, geometry and background), which tell unreadable plates from misread ones."""
     scenes = [make_scene(item_rng(base_seed, stage_seed, i), gen, scene_size) for i in range(start, stop)]
-    return {"images": np.stack([s.image for s in scenes]),
-            "corners": np.stack([s.corners for s in scenes]).astype(np.float32),
-            "present": np.array([s.present for s in scenes], dtype=bool),
-            "texts": np.array([s.text for s in scenes], dtype=TEXT_DTYPE)}
+    arrays = {"images": np.stack([s.image for s in scenes]),
+              "corners": np.stack([s.corners for s in scenes]).astype(np.float32),
+              "present": np.array([s.present for s in scenes], dtype=bool),
+              "texts": np.array([s.text for s in scenes], dtype=TEXT_DTYPE)}
+    if clean_twins:
+        arrays["clean_images"] = np.stack([
+            compose_scene(item_rng(base_seed, stage_seed, i), gen, scene_size, photometric=False).image
+            for i in range(start, stop)])
+    return arrays
 
 
 def check_unused_seeds(seeds, option: str, taken) -> None:
