@@ -1,12 +1,12 @@
 """Scene generator throughput: scenes per second in one process and in a process pool.
 
-    .venv/bin/python scripts/bench_generator.py                # 256 x 256, 4000 scenes, 2 processes
-    .venv/bin/python scripts/bench_generator.py --scenes 20000 --processes 4 --size 256
+    python -m scripts.bench_generator                # 256 x 256, 4000 scenes, a pool of all CPUs
+    python -m scripts.bench_generator --scenes 20000 --processes 4 --size 256
 
 Prints one line per measurement; "per CPU second" (CPU time of the rendering processes) is less
-sensitive to other jobs sharing the machine than the wall-clock figure. "warm" excludes each process's one-off cache fill (fonts, glyph
-sizes, photos, textures: it is measured separately as "cold"), which a prepare stage pays once per
-process for tens of thousands of scenes.
+sensitive to other jobs sharing the machine than the wall-clock figure. "warm" excludes each
+process's one-off cache fill (fonts, glyph sizes, photos, textures: it is measured separately as
+"cold"), which a prepare stage pays once per process for tens of thousands of scenes.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import params  # noqa: E402
-from platereader.synth.scenes import make_scene, validate_generator_params  # noqa: E402
+import params
+from platereader.synth.scenes import make_scene, validate_generator_params
 
 SEED = 12345
 WARMUP = 1500  # scenes each process renders before timing (fills the glyph caches)
@@ -47,6 +44,7 @@ def _chunks(n: int, size: int, chunk: int = 100) -> list[tuple[int, int, int]]:
 
 
 def main() -> None:
+    # Not scripts.common's parser: that module imports torch, which each spawned worker would too.
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=4000, help="scenes per measurement")
     ap.add_argument("--size", type=int, default=params.SCENE_SIZE)

@@ -1,26 +1,22 @@
 """Training speed of both networks on the CPU: images/s of forward + backward + optimizer steps.
 
-    python scripts/bench_train.py [--steps 10] [--batch 128] [--plain-malloc]
+    python -m scripts.bench_train [--steps 10] [--batch 128] [--plain-malloc]
 
 Runs on random inputs of the default shapes (speed does not depend on the data). --plain-malloc
 leaves glibc's allocator as it is, to compare with the tuning training uses
 (src/platereader/training/memory.py); run it in a separate process, the tuning cannot be undone.
 """
 
-import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-import params  # noqa: E402
-from platereader.stages.train_localize import localize_loss  # noqa: E402
-from platereader.nets.networks import Localizer, PlateOCR  # noqa: E402
-from platereader.stages.train_ocr import ctc_loss  # noqa: E402
-from platereader.training.memory import keep_freed_memory  # noqa: E402
+import params
+from platereader.nets.networks import Localizer, PlateOCR
+from platereader.training.losses import ctc_loss, localize_loss_for
+from platereader.training.memory import keep_freed_memory
+from scripts.common import parser
 
 
 def images_per_s(model, loss_fn, images, labels, steps: int) -> float:
@@ -37,11 +33,11 @@ def images_per_s(model, loss_fn, images, labels, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--plain-malloc", action="store_true")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--plain-malloc", action="store_true")
+    args = ap.parse_args()
     if not args.plain_malloc:
         keep_freed_memory()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -49,7 +45,8 @@ def main() -> None:
     b, size = args.batch, params.PrepareLocalizeParams.INPUT_SIZE
     corners = (torch.tensor([[0.125, 0.3], [0.875, 0.3], [0.875, 0.53], [0.125, 0.53]]) * size).expand(b, 4, 2)
     localizer = Localizer(params.TrainLocalizeParams.WIDTH, size)
-    loc = images_per_s(localizer, localize_loss, torch.randint(0, 256, (b, size, size), dtype=torch.uint8),
+    loss = localize_loss_for(params.TrainLocalizeParams)
+    loc = images_per_s(localizer, loss, torch.randint(0, 256, (b, size, size), dtype=torch.uint8),
                        {"corners": corners, "present": torch.ones(b, dtype=torch.bool)}, args.steps)
     p = params.PrepareOCRParams
     ocr = PlateOCR(params.TrainOCRParams.WIDTH, p.CROP_HEIGHT, p.CROP_WIDTH)

@@ -1,6 +1,6 @@
 """Which of the generator's degradations the reader loses plates to; no DVC run needed.
 
-    python scripts/degradations.py [--models out/models] [--seeds 13 21] [--images 2000]
+    python -m scripts.degradations [--models out/models] [--seeds 13 21] [--images 2000]
 
 Reads fresh scenes of seeds no stage uses twice: as generated, and as their clean twins, the same
 scenes (plate, text, geometry, background) without the photometric degradations (motion blur,
@@ -10,36 +10,31 @@ and the clean twins' val_acc over the same scenes; and motion blur by plate widt
 reader loses to a degradation is the gap between a row's scenes and their clean twins.
 """
 
-import argparse
-import os
-import sys
+import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import numpy as np  # noqa: E402
-
-import params  # noqa: E402
-from platereader.synth.augment import AUG_CODES  # noqa: E402
-from platereader.datasets import item_rng  # noqa: E402
-from platereader.synth.scenes import compose_scene  # noqa: E402
-from platereader.stages.evaluate_stack import read_all, score  # noqa: E402
-from platereader.stages.prepare_stack import check_unused_seeds  # noqa: E402
-from platereader.reader import PlateReader  # noqa: E402
-from platereader.errors import UserError, run_main  # noqa: E402
+import params
+from platereader.datasets import item_rng
+from platereader.errors import run_main
+from platereader.scoring import inspect_all, score
+from platereader.synth.augment import AUG_CODES
+from platereader.synth.scenes import compose_scene
+from scripts.common import add_reader_options, check_fresh, load_reader, parser
 
 WIDTH_BANDS = (0.0, 0.45, 0.6, 1.01)  # plate width as a share of the scene side
 
 
+def rate(right: np.ndarray, where: np.ndarray) -> str:
+    """val_acc over the scenes `where` picks and how many, "-" for none (a small --images)."""
+    return f"{right[where].mean():.4f} ({where.sum()})" if where.any() else "- (0)"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="out/models")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[13, 21])
-    parser.add_argument("--images", type=int, default=2000, help="scenes per seed")
-    parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
-    args = parser.parse_args()
-    check_unused_seeds(args.seeds, "--seeds")
-    if args.images < 1 or args.batch < 1:
-        raise UserError("--images and --batch must be at least 1")
+    ap = parser(__doc__)
+    add_reader_options(ap)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[13, 21])
+    ap.add_argument("--images", type=int, default=2000, help="scenes per seed")
+    args = ap.parse_args()
+    check_fresh(args.seeds, "--seeds", args.images, args.batch)
     gen, size = params.GeneratorParams, params.SCENE_SIZE
     real, clean = [], []
     for seed in args.seeds:
@@ -48,8 +43,8 @@ def main() -> None:
             clean.append(compose_scene(item_rng(params.SEED, seed, i), gen, size, photometric=False))
     texts = np.array([s.text for s in real])
     present = np.array([s.present for s in real])
-    reader = PlateReader.load(args.models)
-    right, clean_right = ([score(read_all(reader, np.stack([s.image for s in scenes]), args.batch)[0],
+    reader = load_reader(args.models)
+    right, clean_right = ([score(inspect_all(reader, np.stack([s.image for s in scenes]), args.batch)[0],
                                  texts, present)[0] for scenes in (real, clean)])
     print(f"{len(real)} scenes of seeds {' '.join(map(str, args.seeds))}: val_acc {right.mean():.4f} as "
           f"generated, {clean_right.mean():.4f} as clean twins; {(~right).sum()} wrong, "
@@ -65,8 +60,7 @@ def main() -> None:
     print("plates by width (share of the scene side): val_acc with motion blur / without (scenes)")
     for lo, hi in zip(WIDTH_BANDS, WIDTH_BANDS[1:]):
         band = present & (width >= lo) & (width < hi)
-        print(f"  {lo:.2f}-{min(hi, 1):.2f}: {right[band & blurred].mean():.4f} ({(band & blurred).sum()}) / "
-              f"{right[band & ~blurred].mean():.4f} ({(band & ~blurred).sum()})")
+        print(f"  {lo:.2f}-{min(hi, 1):.2f}: {rate(right, band & blurred)} / {rate(right, band & ~blurred)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How the trained reader holds up on scenes unlike its training data; no DVC run needed.
 
-    python scripts/robustness.py [--models out/models] [--images 2000] [--seed 51] [--float]
+    python -m scripts.robustness [--models out/models] [--images 2000] [--seed 51] [--float]
 
 The reader will meet plates drawn in other typefaces, photographed at other sizes and degraded in
 ways the generator does not make. This reads --images scenes from a seed no stage uses under each
@@ -17,22 +17,17 @@ of these conditions and prints val_acc, plate_acc and no_plate_acc per condition
 - small plates: plate widths of 20-35 % of the scene side (training: 35-95 %).
 """
 
-import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+from PIL import Image, ImageFilter
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageFilter  # noqa: E402
-
-import params  # noqa: E402
-from platereader.synth.augment import jpeg  # noqa: E402
-from platereader.synth import fonts  # noqa: E402
-from platereader.stages.evaluate_stack import read_all, score  # noqa: E402
-from platereader.stages.prepare_stack import check_unused_seeds, make_chunk  # noqa: E402
-from platereader.reader import PlateReader  # noqa: E402
-from platereader.errors import UserError, run_main  # noqa: E402
+import params
+from platereader.errors import run_main
+from platereader.scoring import inspect_all, score
+from platereader.synth import fonts
+from platereader.synth.augment import jpeg
+from scripts.common import add_reader_options, check_fresh, fresh_set, load_reader, parser, precision
 
 MPL_HELD_OUT = ["DejaVuSerif.ttf", "cmr10.ttf", "cmb10.ttf"]  # not in fonts.MPL_FONT_FILES
 SYSTEM_HELD_OUT = [f"/usr/share/fonts/truetype/liberation/Liberation{name}.ttf"
@@ -67,39 +62,34 @@ SMALL_PLATES = [0.2, 0.35]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="out/models")
-    parser.add_argument("--images", type=int, default=2000, help="scenes per condition")
-    parser.add_argument("--seed", type=int, default=51)
-    parser.add_argument("--float", action="store_true", help="read with the float networks, not the int8 copies")
-    parser.add_argument("--batch", type=int, default=params.EvaluateParams.BATCH_SIZE)
-    args = parser.parse_args()
-    check_unused_seeds([args.seed], "--seed")
-    if args.images < 1 or args.batch < 1:
-        raise UserError("--images and --batch must be at least 1")
-    reader = PlateReader.load(args.models, int8=not args.float)
-
-    def scenes(gen=params.GeneratorParams):
-        return make_chunk(0, args.images, params.SEED, args.seed, gen, params.SCENE_SIZE)
+    ap = parser(__doc__)
+    add_reader_options(ap)
+    ap.add_argument("--images", type=int, default=2000, help="scenes per condition")
+    ap.add_argument("--seed", type=int, default=51)
+    ap.add_argument("--float", action="store_true", help="read with the float networks, not the int8 copies")
+    args = ap.parse_args()
+    check_fresh([args.seed], "--seed", args.images, args.batch)
+    reader = load_reader(args.models, int8=not args.float)
 
     def row(name: str, data: dict, images: np.ndarray | None = None) -> None:
-        answers, _ = read_all(reader, data["images"] if images is None else images, args.batch)
-        _, acc = score(answers, data["texts"], data["present"])
+        candidates, _ = inspect_all(reader, data["images"] if images is None else images, args.batch)
+        _, acc = score(candidates, data["texts"], data["present"])
         print(f"| {name} | " + " | ".join(f"{acc[k]:.4f}" for k in ("val_acc", "plate_acc", "no_plate_acc")) + " |",
               flush=True)
 
-    print(f"{args.models} ({'int8' if reader.int8 else 'float'}), {args.images} scenes of seed {args.seed} per row\n")
+    print(f"{args.models} ({precision(reader)}), {args.images} scenes of seed {args.seed} per row\n")
     print("| condition | val_acc | plate_acc | no_plate_acc |\n| --- | --- | --- | --- |")
-    trained = scenes()
+    trained = fresh_set(args.seed, args.images)
     row("as trained", trained)
     for name, degrade in DEGRADATIONS.items():
         row(name, trained, degrade(trained["images"]))
     small = type("SmallPlates", (params.GeneratorParams,), {"PLATE_WIDTH_RANGE": SMALL_PLATES})
-    row(f"small plates ({SMALL_PLATES[0]:.0%}-{SMALL_PLATES[1]:.0%} of the scene)", scenes(small))
+    row(f"small plates ({SMALL_PLATES[0]:.0%}-{SMALL_PLATES[1]:.0%} of the scene)",
+        fresh_set(args.seed, args.images, small))
     for path in held_out_fonts():
         fonts.use_fonts((path,))
         try:
-            row(f"typeface {os.path.basename(path)}", scenes())
+            row(f"typeface {os.path.basename(path)}", fresh_set(args.seed, args.images))
         finally:
             fonts.use_fonts(None)
 

@@ -1,0 +1,1 @@
+"""Measurement scripts, run from the repository root as `python -m scripts.<name>` (see docs/results.md)."""
