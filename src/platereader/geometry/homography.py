@@ -1,8 +1,8 @@
 """The homography of the unit square onto a quad, in closed form (Heckbert, Fundamentals of Texture
 Mapping, 1989). One formula for the scene generator (numpy, one quad at a time) and the rectifier
 (torch, a batch of quads): elementwise arithmetic only, so it works on floats, numpy arrays and
-torch tensors alike, and costs a few vector operations where solving the 8x8 system cost a
-batched least-squares solve.
+torch tensors alike, and costs a few vector operations instead of a batched 8x8 least-squares
+solve.
 """
 
 

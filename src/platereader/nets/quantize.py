@@ -4,14 +4,13 @@ Post-training static quantization with PyTorch's FX graph mode: at the end of tr
 runs the float network on a sample of its own training inputs, records the range of every
 activation, converts the network to int8 and returns that state; the model file keeps it next to
 the float weights (extra["int8"]). `int8_copy` rebuilds the int8 network from the state alone, so
-reading needs no data. The int8 convolutions run about 2x faster on this 2-core box for the same
-answers to within the noise of 10 000 test scenes (docs/results.md).
+reading needs no data. The int8 convolutions are faster on a CPU and give the same answers to
+within the noise of the test sets.
 
 Layers named in a network's `float_modules` stay in float: the localizer's heatmap logits feed a
 soft-argmax whose sub-pixel corners int8 steps would coarsen. Static quantization leaves recurrent
 layers (the OCR's GRU) in float; `int8_copy` quantizes them dynamically (int8 weights, activation
-scales taken per call), which needs no calibration: 0-6 % faster reading for 6 plates fewer of
-18 000 test scenes, within the noise (docs/results.md).
+scales taken per call), which needs no calibration.
 """
 
 from __future__ import annotations
