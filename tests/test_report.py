@@ -46,7 +46,7 @@ TRAIN = textwrap.dedent(
                     f.write(f"{step}\\t{scale * p.LEARNING_RATE / (step + 1):.6f}\\n")
     os.makedirs("out/evaluations/ocr", exist_ok=True)
     with open("out/evaluations/ocr/metrics.json", "w") as f:
-        json.dump({"plate_acc": round(0.5 + p.EPOCHS / 100, 4), "char_acc": 0.9}, f)
+        json.dump({"plate_acc": round(0.5 + p.EPOCHS / 100, 4), "char_acc": round(0.8 + p.LEARNING_RATE, 4)}, f)
     """
 )
 
@@ -80,9 +80,11 @@ DVC_YAML = textwrap.dedent(
 )
 
 
-def report(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """python -m platereader.report from this checkout, run inside `repo` with this venv's python."""
-    return run([sys.executable, "-m", "platereader.report", *args], repo, check=check, PYTHONPATH=str(ROOT))
+def report(repo: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """python -m platereader.report from this checkout, run inside `repo` with this venv's python
+    (outside GitHub Actions unless env says otherwise)."""
+    env = {"GITHUB_ACTIONS": "", **env}
+    return run([sys.executable, "-m", "platereader.report", *args], repo, check=check, PYTHONPATH=str(ROOT), **env)
 
 
 def make_project(repo: Path, stack_images: int = 0) -> Path:
@@ -158,6 +160,74 @@ def test_first_stack_images_are_copied(experiment):
     for path in images:
         assert_png(path)
     assert "2 of 3" in text
+
+
+def test_first_line_names_both_sides_and_the_runner(experiment):
+    first = (experiment / "report.md").read_text().splitlines()[0]
+    head = run(["git", "rev-parse", "--short", "HEAD"], experiment).stdout.strip()
+    # EPOCHS 3 -> 5 is a bigger run, not a small one: compared with main's full results.
+    assert first.startswith("# Experiment report: full params at ")
+    assert f"`{head}`" in first and "vs full params at `main`" in first
+    assert "local machine" in first
+
+
+def test_runner_in_github_actions(tmp_path):
+    repo = make_project(tmp_path / "project")
+    report(repo, "--base", "main", GITHUB_ACTIONS="true", RUNNER_ENVIRONMENT="github-hosted",
+           RUNNER_NAME="GitHub Actions 7")
+    first = (repo / "report.md").read_text().splitlines()[0]
+    assert first.endswith("on GitHub-hosted runner `GitHub Actions 7`"), first
+
+
+SMOKE = ["-S", "params.py:TrainParams.EPOCHS=1"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """main (full params, EPOCHS 3), a smoke experiment of main (`dvc exp run -S EPOCHS=1`), then a
+    second commit on a branch (LEARNING_RATE 0.1 -> 0.2) and a smoke run of it in the workspace."""
+    repo = make_project(tmp_path_factory.mktemp("smoke") / "project")
+    run(["dvc", "exp", "run", "-q", "-n", "main-smoke", *SMOKE], repo)
+    run(["git", "checkout", "-q", "--", "."], repo)  # back to main's committed params and results
+    run(["git", "switch", "-q", "-c", "faster"], repo)
+    params = repo / "params.py"
+    params.write_text(params.read_text().replace("LEARNING_RATE = 0.1", "LEARNING_RATE = 0.2"))
+    run(["dvc", "repro", "-q"], repo)
+    run(["git", "commit", "-q", "-am", "faster learning"], repo)
+    run(["dvc", "exp", "run", "-q", *SMOKE], repo)
+    return repo
+
+
+def section(text: str, name: str) -> str:
+    return text.split(f"## {name}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_smoke_run_is_never_diffed_against_full_results(smoke):
+    report(smoke, "--base", "main", "--out", "vs-full.md")
+    text = (smoke / "vs-full.md").read_text()
+    first = text.splitlines()[0]
+    assert first.startswith("# Experiment report: small params at ")
+    assert "not compared with full params at `main`" in first, first
+    assert "`TrainParams.EPOCHS=1`" in text  # says which overrides made it small
+    metrics = section(text, "Metrics")
+    assert "not compared" in metrics
+    assert "0.53" not in metrics and "0.51" in metrics  # main's full-run plate_acc is not shown
+    assert "main" not in section(text, "Plots")
+
+
+def test_smoke_run_is_diffed_against_a_smoke_run_of_main(smoke):
+    report(smoke, "--base", "main-smoke", "--out", "vs-smoke.md")  # an experiment name, as DVC takes it
+    sha = run(["git", "rev-parse", "main"], smoke).stdout.strip()
+    text = (smoke / "vs-smoke.md").read_text()
+    first = text.splitlines()[0]
+    head = run(["git", "rev-parse", "--short", "HEAD"], smoke).stdout.strip()
+    assert first.startswith(f"# Experiment report: small params at `{head}` vs small params at experiment "
+                            f"`main-smoke` on `{sha[:7]}`"), first
+    params = section(text, "Parameters")
+    assert "LEARNING_RATE" in params and "EPOCHS" not in params  # only the branch's own change
+    row = next(line for line in section(text, "Metrics").splitlines() if "char_acc" in line)
+    assert "0.9" in row and "1.0" in row  # smoke of main, smoke of the branch
+    assert {p.stem for p in linked_files(text, smoke) if p.parent.name == "plots"} == {"localize_loss", "ocr_loss"}
 
 
 def test_missing_results_become_notes(tmp_path):

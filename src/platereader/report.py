@@ -1,13 +1,19 @@
 """Build the experiment report that CML posts on a pull request.
 
-    python -m platereader.report --base main                 # preview locally: writes report.md + report/
-    python -m platereader.report --base origin/main --out report.md   # what the workflow runs
+    platereader report --base main                    # preview locally: writes report.md + report/
+    platereader report --base origin/main --out report.md   # what the workflow runs (full params)
 
 The report compares the workspace with a base Git revision using DVC itself:
 `dvc params diff`, `dvc metrics diff` and `dvc plots diff` (every Vega-Lite plot DVC knows
 about, rendered offline to PNG with vl-convert), then shows the first few stack prediction
 images. Images are written next to the report (report.md -> report/) and linked relatively, so
 `cml comment create --publish report.md` uploads them and a local Markdown viewer shows them.
+
+The first line says what was compared: full or small params on each side, which commits, which
+runner. Small params are uncommitted overrides with fewer images or epochs than committed (the
+quick experiment, `make -s print-quick`); an experiment commit (`dvc exp run`) carries them against
+its baseline. A small run is diffed only with a small run made with the same overrides, never with
+full results: otherwise the report shows the run's own metrics and plots and says why.
 
 Anything missing (no base revision, no plots or images yet) becomes a plain note in the report.
 A --base that Git does not know is a user error: one line on stderr, exit status 2.
@@ -17,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from platereader.errors import UserError, run_main
@@ -29,6 +38,8 @@ from platereader.errors import UserError, run_main
 DEFAULT_BASE = "main"
 STACK_IMAGES = Path("out/evaluations/stack/plots/images")
 DEFAULT_MAX_IMAGES = 4
+# Overriding one of these downwards makes a run "small" (quick experiment, smoke test).
+SIZE_PARAMS = ("MAX_IMAGES", "EPOCHS")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,6 +101,111 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "plot"
 
 
+def git_output(*args: str) -> str:
+    result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+# --------------------------------------------------------------------------- what is compared
+
+
+@dataclass
+class Side:
+    """One side of the comparison: a name for the first line and its uncommitted params."""
+
+    name: str
+    overrides: dict[str, tuple[object, object]]  # param -> (committed value, value used)
+
+    @property
+    def small(self) -> bool:
+        return any(key.endswith(SIZE_PARAMS) and isinstance(new, (int, float))
+                   and isinstance(old, (int, float)) and new < old
+                   for key, (old, new) in self.overrides.items())
+
+    @property
+    def kind(self) -> str:
+        return "small params" if self.small else "full params"
+
+    def used(self) -> dict[str, object]:
+        return {key: new for key, (_, new) in self.overrides.items()}
+
+    def comparable(self, other: Side) -> bool:
+        """Full with full; small only with small made with the same overrides."""
+        if self.small or other.small:
+            return self.small == other.small and self.used() == other.used()
+        return True
+
+
+def param_changes(*revs: str) -> dict[str, tuple[object, object]]:
+    """{param: (old, new)} between revs[0] and revs[1] (or the workspace), from `dvc params diff`."""
+    result = run_dvc("params", "diff", *revs, "--json")
+    try:
+        diff = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+    except json.JSONDecodeError:
+        diff = {}
+    return {name: (change.get("old"), change.get("new"))
+            for changes in diff.values() for name, change in changes.items()}
+
+
+def experiment_ref(name: str) -> str | None:
+    """The Git ref of the experiment called `name` (refs/exps/<baseline>/<name>), else None."""
+    refs = git_output("for-each-ref", "--format=%(refname)", "refs/exps/").splitlines()
+    return next((ref for ref in refs if ref.count("/") == 4 and ref.rsplit("/", 1)[-1] == name), None)
+
+
+def experiment_name(rev: str) -> str | None:
+    """The name of the `dvc exp run` experiment whose commit `rev` is, else None."""
+    refs = git_output("for-each-ref", "--points-at", rev, "--format=%(refname)", "refs/exps/")
+    return refs.splitlines()[0].rsplit("/", 1)[-1] if refs else None
+
+
+def runner() -> str:
+    """Where this report's results were computed: the CI runner, or this machine."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        kind = {"github-hosted": "GitHub-hosted runner", "self-hosted": "self-hosted runner"}.get(
+            os.environ.get("RUNNER_ENVIRONMENT", ""), "runner")
+        return f"{kind} `{os.environ.get('RUNNER_NAME', '?')}`"
+    return f"local machine `{platform.node()}`"
+
+
+def workspace_side() -> Side:
+    head = git_output("rev-parse", "--short", "HEAD")
+    if not head:
+        return Side("the workspace", {})
+    return Side(f"`{head}`", param_changes("HEAD"))
+
+
+def base_side(base: str) -> Side:
+    commit = experiment_ref(base) if not git_revision_exists(base) else base
+    sha = git_output("rev-parse", "--short", f"{commit}^{{commit}}")
+    name = experiment_name(commit)
+    if name:  # its params against its baseline, the commit it was run on
+        parent = git_output("rev-parse", "--short", f"{commit}^")
+        return Side(f"experiment `{name}` on `{parent}`", param_changes(f"{commit}^", commit))
+    return Side(f"`{base}`" + (f" (`{sha}`)" if sha and sha != base else ""), {})
+
+
+def title(workspace: Side, base: Side | None) -> str:
+    where = f"on {runner()}"
+    if base is None:
+        return f"# Experiment report: {workspace.kind} at {workspace.name}, {where}"
+    if workspace.comparable(base):
+        return f"# Experiment report: {workspace.kind} at {workspace.name} vs {base.kind} at {base.name}, {where}"
+    return (f"# Experiment report: {workspace.kind} at {workspace.name}, not compared with {base.kind} "
+            f"at {base.name}, {where}")
+
+
+def mismatch_note(workspace: Side, base: Side) -> str:
+    def used(side: Side) -> str:
+        values = ", ".join(f"`{key}={value}`" for key, value in sorted(side.used().items()))
+        return f"{side.kind} ({values})" if values else side.kind
+
+    return (f"Not compared: this run used {used(workspace)}, the base {used(base)}. Their metrics and "
+            "plots would not compare like with like, so this report shows this run's own. Compare a "
+            "small run with a small run of the base made with the same overrides (the workflow's "
+            "smoke mode does), or run the full pipeline.")
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -105,11 +221,11 @@ def params_section(base: str | None) -> list[str]:
     return lines + [f"Changed parameters against `{base}`:", "", result.stdout.strip(), ""]
 
 
-def metrics_section(base: str | None) -> list[str]:
+def metrics_section(base: str | None, alone: str = "no base revision to compare with") -> list[str]:
     lines = ["## Metrics", ""]
     if base is None:
         result = run_dvc("metrics", "show", "--md")
-        intro = "Current metrics (no base revision to compare with):"
+        intro = f"Current metrics ({alone}):"
     else:
         result = run_dvc("metrics", "diff", base, "--all", "--md")
         intro = f"Metrics against `{base}`:"
@@ -202,13 +318,17 @@ def build_report(base: str | None, out: Path, max_images: int, base_note: str | 
             old.unlink()
     report_dir.mkdir(parents=True, exist_ok=True)
 
-    title = f"# Experiment report: workspace vs `{base}`" if base else "# Experiment report"
-    lines = [title, ""]
+    workspace = workspace_side()
+    other = base_side(base) if base else None
+    compared = base if other is None or workspace.comparable(other) else None
+    lines = [title(workspace, other), ""]
     if base_note:
         lines += [f"_{base_note}_", ""]
+    if other is not None and compared is None:
+        lines += [f"_{mismatch_note(workspace, other)}_", ""]
     lines += params_section(base)
-    lines += metrics_section(base)
-    lines += plots_section(base, assets, report_dir)
+    lines += metrics_section(compared, "not compared, see above" if base else "no base revision to compare with")
+    lines += plots_section(compared, assets, report_dir)
     lines += images_section(assets, report_dir, max_images)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
@@ -216,13 +336,13 @@ def build_report(base: str | None, out: Path, max_images: int, base_note: str | 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m platereader.report",
+        prog="platereader report",
         description="Write a Markdown report (params, metrics, plots, predictions) against a base revision.",
     )
     parser.add_argument(
         "--base",
         default=None,
-        help=f"Git revision to compare with (default: {DEFAULT_BASE}; in CI: origin/main)",
+        help=f"Git revision or experiment name to compare with (default: {DEFAULT_BASE}; in CI: origin/main)",
     )
     parser.add_argument("--out", type=Path, default=Path("report.md"), help="report file (default: report.md)")
     parser.add_argument(
@@ -247,9 +367,9 @@ def main(argv: list[str] | None = None) -> None:
             base = DEFAULT_BASE
         else:
             note = f"No `{DEFAULT_BASE}` revision here, so nothing is compared: current values only."
-    elif not git_revision_exists(base):
+    elif not git_revision_exists(base) and not experiment_ref(base):
         raise UserError(
-            f"unknown Git revision {base!r} for --base; use a branch, tag or commit "
+            f"unknown Git revision {base!r} for --base; use a branch, tag, commit or experiment name "
             "(in a fresh clone: git fetch origin main, then --base origin/main)"
         )
     out = build_report(base, args.out, args.max_images, note)
