@@ -3,7 +3,7 @@
 DVC reads this file (dvc.yaml lists the names each stage depends on) and `dvc exp run -S
 "params.py:TrainOCRParams.EPOCHS=1"` rewrites it. Only the stage modules (platereader.stages)
 import it; they validate the values they use before writing anything and pass them to the
-library. Why each default was chosen, with the figures: docs/results.md.
+library. Why each default was chosen, with the figures: docs/history.md.
 """
 
 # Global switches.
@@ -115,8 +115,26 @@ class ReaderParams:
     # Plates reported per image at most; above 1 the tiles are searched on every image for more
     # plates (slower), at 1 only where the whole-scene pass finds none.
     MAX_PLATES = 1
+    # Photos (longer side >= PHOTO_MIN_SIDE pixels) are also searched on a pyramid of overlapping
+    # tiles, sides as shares of the longer side, for plates too small for the whole-image pass;
+    # the PHOTO_CANDIDATES most likely windows are read (the format check weeds out the rest).
+    PHOTO_MIN_SIDE = 512
+    PHOTO_TILE_SIDES = [0.5, 0.3, 0.18, 0.11]
+    PHOTO_CANDIDATES = 3
 
 
 class EvaluateParams:
     NUM_PLOT_IMAGES = 8  # prediction overlays written per evaluation
     BATCH_SIZE = 64  # scenes per read
+
+
+class RealParams:
+    """Labelled photographs, folders under data/real (docs/real-data.md): the ones evaluate_real
+    scores the reader on, and the ones mixed into training. A photo may not be in both (checked by
+    its content, not its name)."""
+
+    EVAL_DATASETS = []  # scored by evaluate_real, each on its own; [] = none (metrics {})
+    TRAIN_DATASETS = []  # mixed into train_localize and train_ocr; [] = synthetic scenes only
+    TRAIN_SHARE = 0.25  # share of the training items (so of each batch, on average) from those photos
+    SEED = 6  # prepare_real's seed offset: the windows and crops it jitters around the labelled plates
+    COPIES = 8  # per labelled plate: windows for the localizer and crops for the OCR (and whole photos)

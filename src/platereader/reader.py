@@ -41,6 +41,9 @@ class ReaderConfig:
     tile_min_confidence: float
     min_confidence: float
     max_plates: int
+    photo_min_side: int
+    photo_tile_sides: tuple[float, ...]
+    photo_candidates: int
 
     @classmethod
     def from_params(cls, p) -> "ReaderConfig":
@@ -53,6 +56,13 @@ class ReaderConfig:
         validate.integer(p, "WINDOW_PASSES", 0, 8)
         validate.integer(p, "TILE_GRID", 1, 8)
         validate.integer(p, "MAX_PLATES", 1, 64)
+        validate.integer(p, "PHOTO_MIN_SIDE", 1)
+        validate.integer(p, "PHOTO_CANDIDATES", 1, 64)
+        sides = validate.get(p, "PHOTO_TILE_SIDES")
+        if not isinstance(sides, (list, tuple)) or not all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and 0.02 <= s <= 1 for s in sides):
+            validate.fail(p, "PHOTO_TILE_SIDES", f"= {sides!r}: expected a list of tile sides, shares of the "
+                                                 "photo's longer side in [0.02, 1] ([] = no pyramid)")
         shifts = validate.get(p, "REREAD_SHIFTS")
         if not isinstance(shifts, (list, tuple)) or not all(
                 isinstance(s, (list, tuple)) and len(s) == 2 and all(isinstance(v, (int, float)) and abs(v) <= 0.5
@@ -66,6 +76,7 @@ class ReaderConfig:
         values = dict(values)
         values["formats"] = formats.check_names(values["formats"], "ReaderParams.FORMATS")
         values["reread_shifts"] = tuple((float(dx), float(dy)) for dx, dy in values["reread_shifts"])
+        values["photo_tile_sides"] = tuple(float(s) for s in values["photo_tile_sides"])
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -140,6 +151,14 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def tile_starts(length: int, side: float) -> np.ndarray:
+    """Where tiles of `side` start along an axis of `length` pixels, each overlapping the next by
+    half; one tile at 0 when a tile is longer than the axis."""
+    if side >= length:
+        return np.zeros(1)
+    return np.linspace(0, length - side, int(np.ceil((length - side) / (side / 2))) + 1)
+
+
 def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tensor]]:
     """Scenes of one size stacked into (b, 1, H, W) float32 tensors, with their batch positions, so
     that each size is resampled in one call (a batch from one camera is usually one size). Float
@@ -183,7 +202,9 @@ class PlateReader:
 
     @torch.inference_mode()
     def inspect(self, images: list[np.ndarray]) -> list[list[PlateReading]]:
-        """Every plate candidate of each image, reported or not, with what the reader computed."""
+        """Every plate candidate of each image, reported or not, with what the reader computed:
+        the whole-image candidate, then (with max_plates > 1) further plates in tiles, and in
+        photos (longer side >= photo_min_side) the best windows of a pyramid of tiles."""
         if not images:
             return []
         c = self.config
@@ -191,33 +212,85 @@ class PlateReader:
         groups = group_by_shape(grays)
         corners, present, from_tiles = self.locate(grays, groups)
         owner = list(range(len(grays)))  # the image of each candidate
-        if c.max_plates > 1:
-            more = self.more_plates(grays, corners, present)
-            owner += [i for i, _, _ in more]
-            corners = torch.cat([corners, *(quad[None] for _, quad, _ in more)])
-            present += [p for _, _, p in more]
-            from_tiles += [True] * len(more)
-            grays = [grays[i] for i in owner]
-            groups = group_by_shape(grays)
+        found_in = ["tile" if tile else "scene" for tile in from_tiles]
+        extra = [(i, quad, p, "tile") for i, quad, p in self.more_plates(grays, corners, present)] \
+            if c.max_plates > 1 else []
+        extra += [(i, quad, p, "photo") for i, gray in enumerate(grays) if max(gray.shape) >= c.photo_min_side
+                  for quad, p in self.photo_search(gray)]
+        if extra:
+            owner += [e[0] for e in extra]
+            corners = torch.cat([corners, torch.stack([e[1] for e in extra])])
+            present += [e[2] for e in extra]
+            found_in += [e[3] for e in extra]
+            groups = self.groups_for(grays, owner)
         texts = self.texts(self.crops(groups, corners))
         unsure = [k for k, (text, conf) in enumerate(texts) if present[k] > c.present_threshold
                   and (conf < c.reread_below or formats.match(text, c.formats) is None)]
         if unsure:
-            texts = self.reread(grays, corners, texts, unsure)
+            texts = self.reread(grays, owner, corners, texts, unsure)
         answers: list[list[PlateReading]] = [[] for _ in images]
         for k, (text, text_conf) in enumerate(texts):
-            reading = PlateReading(corners[k].numpy(), present[k], text, text_conf,
-                                   "tile" if from_tiles[k] else "scene")
+            reading = PlateReading(corners[k].numpy(), present[k], text, text_conf, found_in[k])
             matched = formats.match(text, c.formats) if present[k] > c.present_threshold else None
-            floor = c.tile_min_confidence if from_tiles[k] else c.min_confidence
+            floor = c.min_confidence if found_in[k] == "scene" else c.tile_min_confidence
             if matched is not None:
                 reading.format, reading.fields = matched[0].name, matched[1]
                 # Too faint a reading is no plate: an empty scene reads as a plate only by chance.
                 reading.reported = reading.confidence >= floor
             answers[owner[k]].append(reading)
-        for readings in answers:  # best first; the whole-scene candidate first among equals
-            readings.sort(key=lambda r: (not r.reported, -r.confidence))
+        for readings in answers:
+            self.rank(readings)
         return answers
+
+    def rank(self, readings: list[PlateReading]) -> None:
+        """Sort an image's candidates best first, and report at most max_plates of them, none on
+        a plate already reported (box IoU >= 0.2)."""
+        readings.sort(key=lambda r: (not r.reported, -r.confidence))
+        kept: list[PlateReading] = []
+        for reading in readings:
+            if reading.reported:
+                quad = torch.from_numpy(reading.corners)
+                if len(kept) >= self.config.max_plates or any(
+                        box_iou(quad, torch.from_numpy(k.corners)) >= 0.2 for k in kept):
+                    reading.reported = False
+                else:
+                    kept.append(reading)
+
+    def groups_for(self, grays: list[np.ndarray], owner: list[int]) -> list[tuple[list[int], torch.Tensor]]:
+        """Candidate positions grouped for resampling: those of small images stacked by shape (one
+        call for the batch), those of a photo on that one image (no copy per candidate)."""
+        small, big = [], {}
+        for k, i in enumerate(owner):
+            if max(grays[i].shape) >= self.config.photo_min_side:
+                big.setdefault(i, []).append(k)
+            else:
+                small.append(k)
+        groups = [([small[j] for j in idx], scenes) for idx, scenes in group_by_shape([grays[owner[k]] for k in small])]
+        return groups + [(ks, torch.from_numpy(grays[i])[None, None].float()) for i, ks in big.items()]
+
+    def photo_search(self, gray: np.ndarray) -> list[tuple[torch.Tensor, float]]:
+        """Plates of any size in a photo: the localizer's first pass on a pyramid of overlapping
+        tiles (photo_tile_sides, shares of the longer side, each overlapping its neighbours by
+        half), `refine` on the most likely, then the photo_candidates best that overlap no other.
+        Returns (quad (4, 2), presence) pairs above present_threshold, most likely first."""
+        c, size, margin = self.config, self.input_size, self.window_margin
+        height, width = gray.shape
+        squares = [(x, y, share * max(height, width)) for share in c.photo_tile_sides
+                   for y in tile_starts(height, share * max(height, width))
+                   for x in tile_starts(width, share * max(height, width))]
+        frames = square_frames(*torch.tensor(squares, dtype=torch.float64).unbind(1), margin)
+        scene = torch.from_numpy(gray)[None, None].float()
+        heatmaps, logits = self._localize(window_inputs(scene, frames, size, margin).unsqueeze(1))
+        quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
+        top = logits.argsort(descending=True)[:4 * c.photo_candidates]
+        refined, present = self.refine([(list(range(len(top))), scene)], quads[top], logits[top])
+        kept: list[tuple[torch.Tensor, float]] = []
+        for k in present.argsort(descending=True).tolist():
+            if present[k] <= c.present_threshold or len(kept) == c.photo_candidates:
+                break
+            if all(box_iou(refined[k], quad) < 0.2 for quad, _ in kept):
+                kept.append((refined[k], float(present[k])))
+        return kept
 
     @torch.inference_mode()
     def locate(self, grays: list[np.ndarray], groups=None) -> tuple[torch.Tensor, list[float], list[bool]]:
@@ -275,7 +348,7 @@ class PlateReader:
         c = self.config
         quads, present_logits, _ = self.tile_pass(grays)
         n = quads.shape[1]
-        grid_groups = group_by_shape([grays[i] for i in range(len(grays)) for _ in range(n)])
+        grid_groups = self.groups_for(grays, [i for i in range(len(grays)) for _ in range(n)])
         refined, refined_present = self.refine(grid_groups, quads.flatten(0, 1), present_logits.flatten())
         refined, refined_present = refined.view(len(grays), n, 4, 2), refined_present.view(len(grays), n)
         found = []
@@ -305,6 +378,10 @@ class PlateReader:
         groups = group_by_shape(grays)  # once, for the tiles and for `refine`
         tiles = torch.empty(len(frames), size, size, dtype=torch.uint8)
         for idx, scenes in groups:
+            if max(scenes.shape[-2:]) >= self.config.photo_min_side:  # a photo's tiles: no copies of it
+                for j, i in enumerate(idx):
+                    tiles[i * n:(i + 1) * n] = window_inputs(scenes[j:j + 1], frames[i * n:(i + 1) * n], size, margin)
+                continue
             rows = [i * n + k for i in idx for k in range(n)]
             tiles[rows] = window_inputs(scenes.repeat_interleave(n, 0), frames[rows], size, margin)
         heatmaps, present_logits = self._localize(tiles.unsqueeze(1))
@@ -318,12 +395,12 @@ class PlateReader:
             crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin)
         return crops
 
-    def reread(self, grays, corners, texts, unsure: list[int]) -> list[tuple[str, float]]:
-        """`texts` with the scenes at positions `unsure` read again from shifted quads, each
-        answer then voted among its readings (`best_reading`)."""
+    def reread(self, grays, owner: list[int], corners, texts, unsure: list[int]) -> list[tuple[str, float]]:
+        """`texts` with the candidates at positions `unsure` (in images grays[owner[k]]) read again
+        from shifted quads, each answer then voted among its readings (`best_reading`)."""
         shifts = self.config.reread_shifts
-        # Shift-major, in one resampling: reading k of scene j is at k * len(unsure) + j.
-        groups = group_by_shape([grays[i] for _ in shifts for i in unsure])
+        # Shift-major, in one resampling: reading k of candidate j is at k * len(unsure) + j.
+        groups = self.groups_for(grays, [owner[i] for _ in shifts for i in unsure])
         again = self.texts(self.crops(groups, shifted_quads(corners[unsure], shifts).flatten(0, 1)))
         texts = list(texts)
         for j, i in enumerate(unsure):

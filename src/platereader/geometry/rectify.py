@@ -77,7 +77,8 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     Where a plate is 2 or more times larger than the crop along an axis, that axis is supersampled
     (f bilinear samples averaged per crop pixel, f = whole source pixels per crop pixel) so that
     shrinking does not alias. Each crop depends only on its own image and corners, never on the
-    rest of the batch. dtype=torch.float64 is for stored data: float32 sampling differs in the last
+    rest of the batch. One image (1, 1, H, W) with many corners (B, 4, 2) gives B crops of it,
+    without copying the image B times. dtype=torch.float64 is for stored data: float32 sampling differs in the last
     bits from run to run (vectorised kernels), enough to flip many pixels that then round to uint8;
     in float64 such flips are rare, but not absent.
     """
@@ -93,11 +94,16 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     ratios = torch.stack([torch.maximum(left, right) * (1 + 2 * my) / out_h,
                           torch.maximum(top, bottom) * (1 + 2 * mx) / out_w], 1)
     factors = ratios.nan_to_num(1.0).floor().clamp(1, 8).to(torch.int64)  # (B, 2): y, x
-    out = torch.empty(images.shape[0], 1, out_h, out_w, dtype=dtype)
+    out = torch.empty(len(corners), 1, out_h, out_w, dtype=dtype)
     for fy, fx in factors.unique(dim=0).tolist():
         idx = ((factors[:, 0] == fy) & (factors[:, 1] == fx)).nonzero().squeeze(1)
-        src = images if len(idx) == len(images) else images[idx]
         grid = _sampling_grid(corners[idx], height, width, out_h * fy, out_w * fx, margin, dtype)
-        sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if len(images) == 1 and len(corners) > 1:  # the crops' grids side by side in one call
+            k, gh, gw = grid.shape[:3]
+            sampled = F.grid_sample(images, grid.reshape(1, k * gh, gw, 2), mode="bilinear",
+                                    padding_mode="border", align_corners=False).view(k, 1, gh, gw)
+        else:
+            src = images if len(idx) == len(images) else images[idx]
+            sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
         out[idx] = F.avg_pool2d(sampled, (fy, fx)) if fy * fx > 1 else sampled
     return out
