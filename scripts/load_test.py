@@ -1,16 +1,20 @@
 """Load test of the plate reader's HTTP server: concurrent clients post JPEGs to POST /predict.
 
-    python scripts/load_test.py --start                  # start `python -m platereader.serving` on a free
-                                                          # port with out/mlem/plate_reader, test it
-    python scripts/load_test.py --url http://127.0.0.1:8080 --pid <server pid>   # a running server
+Run from the repository root, as a module (it imports params.py from there):
+
+    python -m scripts.load_test --start                  # start `platereader serve` on a free port
+                                                          # with out/mlem/plate_reader, test it
+    python -m scripts.load_test --url http://127.0.0.1:8080 --pid <server pid>   # a running server
 
 Each client is a thread with its own keep-alive HTTP/1.1 connection (http.client) that posts
 multipart uploads back to back for --duration seconds (after --warmup seconds not counted). The
-report gives requests, errors (any status but 200, any connection failure), requests/s, latency
-percentiles, and the server's resident memory at the start and the end (psutil if installed,
-else /proc/<pid>/status). The exit status is 1 if any request failed.
+report gives requests, errors (any status but 200, an answer that is not {"plates": [...]}, any
+connection failure), requests/s, latency percentiles, the share of answers whose best plate is the
+scene's own (the server reads, not only answers), and the server's resident memory at the start
+and the end (psutil if installed, else /proc/<pid>/status). The exit status is 1 if any request
+failed.
 
-Images are --size x --size JPEGs of scenes from the project's generator (src/platereader/synth/scenes.py,
+Images are --size x --size JPEGs of scenes from the project's generator (platereader.synth.scenes,
 default params), --images distinct ones, encoded once before the test starts so the clients spend
 their time on HTTP, not on encoding.
 """
@@ -33,24 +37,44 @@ import uuid
 import numpy as np
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import params
+from platereader.synth.scenes import make_scene
 
-import params  # noqa: E402
-from platereader.synth.scenes import make_scene  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the server's working directory
 
 
-def scene_jpegs(count: int, size: int, seed: int = 0) -> list[bytes]:
+def scene_jpegs(count: int, size: int, seed: int = 0) -> list[tuple[bytes, str]]:
     """`count` distinct JPEG scenes of size x size pixels from the project's generator (default
-    GeneratorParams): plates like those the reader is made for, so the test times real reads,
-    including the re-reading of unsure plates, not only the rejection of non-plates."""
+    GeneratorParams), each with its plate's text ("" for a scene without one): plates like those
+    the reader is made for, so the test times real reads, including the re-reading of unsure
+    plates, not only the rejection of non-plates."""
     images = []
     for i in range(count):
         scene = make_scene(np.random.default_rng([seed, 77, i]), params.GeneratorParams, size)
         buffer = io.BytesIO()
         Image.fromarray(scene.image).save(buffer, "JPEG", quality=85)
-        images.append(buffer.getvalue())
+        images.append((buffer.getvalue(), scene.text if scene.present else ""))
     return images
+
+
+def best_text(payload: bytes) -> str:
+    """The best plate's text in an answer {"plates": [...]} ("" when it has none); ValueError if the
+    payload is not such an answer."""
+    answer = json.loads(payload)
+    if not isinstance(answer, dict) or not isinstance(answer.get("plates"), list):
+        raise ValueError("not a {\"plates\": [...]} answer")
+    plates = answer["plates"]
+    if plates and not (isinstance(plates[0], dict) and isinstance(plates[0].get("text"), str)):
+        raise ValueError("a plate without its text")
+    return plates[0]["text"] if plates else ""
+
+
+def server_command() -> list[str]:
+    """`platereader serve` (the console script next to this Python), else the module itself."""
+    script = os.path.join(os.path.dirname(sys.executable), "platereader")
+    if os.path.isfile(script):
+        return [script, "serve"]
+    return [sys.executable, "-m", "platereader.serving"]
 
 
 def multipart(field: str, filename: str, data: bytes, content_type: str = "image/jpeg"):
@@ -114,6 +138,7 @@ class Client(threading.Thread):
         self.bodies, self.start_at, self.stop_at, self.offset = bodies, start_at, stop_at, offset
         self.latencies: list[float] = []
         self.errors: list[str] = []
+        self.correct = 0  # answers whose best plate is the scene's (no plate for an empty scene)
 
     def run(self):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
@@ -122,7 +147,7 @@ class Client(threading.Thread):
             now = time.perf_counter()
             if now >= self.stop_at:
                 break
-            body, content_type = self.bodies[i % len(self.bodies)]
+            body, content_type, text = self.bodies[i % len(self.bodies)]
             i += 1
             try:
                 conn.request("POST", self.path, body=body, headers={"Content-Type": content_type})
@@ -138,13 +163,19 @@ class Client(threading.Thread):
                 continue
             if status != 200:
                 self.errors.append(f"{status}: {payload[:200]!r}")
-            else:
-                self.latencies.append(done - now)
+                continue
+            try:
+                read = best_text(payload)
+            except ValueError as exc:  # json.JSONDecodeError is one
+                self.errors.append(f"200 with a bad answer ({exc}): {payload[:200]!r}")
+                continue
+            self.latencies.append(done - now)
+            self.correct += read == text
         conn.close()
 
 
 def run(host, port, path, images, clients, duration, warmup, pid):
-    bodies = [multipart("file", f"scene{i}.jpg", data) for i, data in enumerate(images)]
+    bodies = [(*multipart("file", f"scene{i}.jpg", data), text) for i, (data, text) in enumerate(images)]
     rss_start = resident_mb(pid)
     t0 = time.perf_counter()
     start_at, stop_at = t0 + warmup, t0 + warmup + duration
@@ -161,6 +192,7 @@ def run(host, port, path, images, clients, duration, warmup, pid):
     return {
         "clients": clients, "duration_s": duration, "requests": ok + len(errors), "errors": len(errors),
         "first_errors": errors[:5], "requests_per_s": (ok + len(errors)) / duration,
+        "read_correctly": sum(t.correct for t in threads) / ok if ok else float("nan"),
         "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99),
                        "max": float(latencies[-1]) if ok else float("nan")},
         "server_rss_mb": {"start": rss_start, "end": rss_end},
@@ -172,7 +204,7 @@ def main(argv=None) -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="server URL (default: %(default)s)")
     parser.add_argument("--pid", type=int, help="server process id, for its memory figures")
     parser.add_argument("--start", action="store_true",
-                        help="start `python -m platereader.serving` on a free loopback port and stop it after")
+                        help="start `platereader serve` on a free loopback port and stop it after")
     parser.add_argument("--model", default="out/mlem/plate_reader", help="with --start: MLEM model")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default: %(default)s)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds measured (default: %(default)s)")
@@ -188,8 +220,8 @@ def main(argv=None) -> int:
     if args.start:
         host, port = "127.0.0.1", free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "platereader.serving", "--host", host, "--port", str(port),
-             "--model", args.model, "--no-access-log"], cwd=ROOT,
+            [*server_command(), "--host", host, "--port", str(port), "--model", args.model,
+             "--no-access-log"], cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         pid = process.pid
     else:
@@ -212,7 +244,7 @@ def main(argv=None) -> int:
             if process.returncode not in (0, -15):
                 sys.stderr.write(stderr.decode(errors="replace")[-2000:])
 
-    report["image"] = f"{args.size}x{args.size} JPEG, {np.mean([len(i) for i in images]) / 1e3:.1f} kB"
+    report["image"] = f"{args.size}x{args.size} JPEG, {np.mean([len(d) for d, _ in images]) / 1e3:.1f} kB"
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -221,6 +253,7 @@ def main(argv=None) -> int:
         print(f"{report['requests']} requests from {args.clients} clients in {args.duration:g} s "
               f"({report['image']}): {report['errors']} errors, {report['requests_per_s']:.1f} requests/s")
         print(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}")
+        print(f"answers with the scene's own plate first: {100 * report['read_correctly']:.1f} %")
         print(f"server resident memory: start {fmt(rss['start'])}, end {fmt(rss['end'])}")
         for e in report["first_errors"]:
             print(f"  error {e}")

@@ -2,13 +2,16 @@
 
     dvc repro save_stack          # once: package out/models as out/mlem/plate_reader
     platereader serve [--host 127.0.0.1] [--port 8080] [--model out/mlem/plate_reader]
+    python -m platereader.serving [...]                  # the same
 
     curl -F file=@car.jpg http://127.0.0.1:8080/predict
     -> {"plates": [{"plate": "ZH 123456", "text": "ZH123456", "format": "swiss", "confidence": 0.98,
                     "corners": [[x, y], [x, y], [x, y], [x, y]], "canton": "ZH", "number": "123456"}]}
 
-Open http://127.0.0.1:8080/docs to upload an image from a browser. The Swagger UI page is served
-from the copy MLEM's own dependency aiohttp-swagger installs, so it works offline.
+Open http://127.0.0.1:8080/ in a browser: choose or drop a photo and see each plate outlined on it
+with its text and confidence (platereader.webpage: one page, inline script, works offline).
+http://127.0.0.1:8080/docs is the API's Swagger UI, served from the copy MLEM's own dependency
+aiohttp-swagger installs, so it works offline too.
 
 The server is MLEM's FastAPIServer (routes, request/response models, /interface.json) with a
 thin layer for bad input, so that nothing a client sends gets a 5xx or kills the worker:
@@ -20,9 +23,10 @@ thin layer for bad input, so that nothing a client sends gets a 5xx or kills the
 - every error body is {"error": "<one plain sentence>"}; a scene with no plate is a 200 answer
   with "plates": [].
 
+The reader reads with the settings stored in the package (reader.json), not with params.py.
 `mlem serve fastapi --model out/mlem/plate_reader` serves the same model and the same decoder,
-with MLEM's defaults around them (any error is a 400 "UserError: ...", no body limit, /docs
-needs internet). See docs/serving.md.
+with MLEM's defaults around them (any error is a 400 "UserError: ...", no body limit, no page,
+/docs needs internet). See docs/serving.md.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import ClassVar, Optional
 
 # First: it registers the MLEM types the .mlem file names, and turns MLEM's analytics off
 # before MLEM is imported.
-from platereader import packaging
+from platereader import packaging, webpage
 from platereader.errors import UserError, run_main
 
 import torch
@@ -48,7 +52,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from mlem.contrib.fastapi import FastAPIServer
 from mlem.runtime.interface import Interface
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 logger = logging.getLogger("platereader.serving")
@@ -166,7 +170,7 @@ class BatchingReader:
 
 
 class PlateReaderServer(FastAPIServer):
-    """MLEM's FastAPI server with plain 4xx errors, a body limit and offline /docs."""
+    """MLEM's FastAPI server with plain 4xx errors, a body limit, a web page and offline /docs."""
 
     type: ClassVar[str] = "platereader.serving.PlateReaderServer"
 
@@ -182,9 +186,11 @@ class PlateReaderServer(FastAPIServer):
         app = super().app_init(interface)  # MLEM's routes, including POST /predict
         app.title = "Swiss plate reader"
         app.description = ("POST an image (JPEG, PNG, WebP, BMP...; any size, any colour mode) "
-                           f"as the multipart field `{FIELD}` to /predict; get the plate back.")
+                           f"as the multipart field `{FIELD}` to /predict; get its plates back. "
+                           "The page at / does it from a browser.")
         _document_predict(app)
         _add_error_handlers(app)
+        _add_page(app)
         _add_offline_docs(app)
         app.add_middleware(BodyLimit, max_bytes=self.max_body_bytes)
         return app
@@ -209,11 +215,13 @@ def _document_predict(app: FastAPI) -> None:
 
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path == "/predict":
-            route.summary = "Read the plate in an image"
+            route.summary = "Read the plates in an image"
             route.description = (
                 f"Upload one image as the multipart field `{FIELD}`: JPEG, PNG, WebP, BMP, GIF or "
                 "TIFF, any size up to 50 megapixels, any colour mode; EXIF orientation is applied. "
-                "The answer has `plate: null` when no Swiss plate is read.")
+                "The answer lists every plate read, best first, with its text, format, confidence, "
+                "corners and the format's fields (canton and number for a Swiss plate); "
+                "`plates` is empty when there is none.")
             route.operation_id = "predict"
             route.responses = {**route.responses,
                                400: answer("Not an image, empty, truncated, or too many pixels"),
@@ -251,6 +259,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         # Not a client problem: a bug. Say so, log the traceback, keep serving.
         logger.error("error while handling %s %s", request.method, request.url.path, exc_info=exc)
         return error(500, f"internal error ({type(exc).__name__}); the server logged the details")
+
+
+def _add_page(app: FastAPI) -> None:
+    """The web page (platereader.webpage) at /, instead of MLEM's redirect to /docs."""
+    app.router.routes = [r for r in app.router.routes if not (isinstance(r, Route) and r.path == "/")]
+
+    def page():
+        return HTMLResponse(webpage.PAGE, headers={"Content-Security-Policy": webpage.CSP,
+                                                   "X-Content-Type-Options": "nosniff"})
+
+    app.add_api_route("/", page, include_in_schema=False, response_class=HTMLResponse)
 
 
 def swagger_assets() -> Optional[str]:
@@ -299,7 +318,8 @@ def load_interface(model: str):
 
 
 def announce(host: str, port: int) -> None:
-    print(f"Serving on http://{host}:{port} (docs: http://{host}:{port}/docs)", flush=True)
+    print(f"Serving on http://{host}:{port} (page: http://{host}:{port}/, API docs: "
+          f"http://{host}:{port}/docs)", flush=True)
 
 
 def build(options: dict) -> tuple[PlateReaderServer, Interface]:
@@ -323,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
     parser.add_argument("--model", default=packaging.DEFAULT_OUTPUT,
-                        help="MLEM model written by `platereader package` (default: %(default)s)")
+                        help="MLEM package written by the save_stack stage (default: %(default)s)")
     parser.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB,
                         help="largest request body accepted, in MB (default: %(default)s)")
     parser.add_argument("--torch-threads", type=int, default=1,
