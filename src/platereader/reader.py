@@ -266,7 +266,7 @@ class PlateReader:
             else:
                 small.append(k)
         groups = [([small[j] for j in idx], scenes) for idx, scenes in group_by_shape([grays[owner[k]] for k in small])]
-        return groups + [(ks, torch.from_numpy(grays[i])[None, None].float()) for i, ks in big.items()]
+        return groups + [(ks, torch.tensor(grays[i], dtype=torch.float32)[None, None]) for i, ks in big.items()]
 
     def photo_search(self, gray: np.ndarray) -> list[tuple[torch.Tensor, float]]:
         """Plates of any size in a photo: the localizer's first pass on a pyramid of overlapping
@@ -279,7 +279,7 @@ class PlateReader:
                    for y in tile_starts(height, share * max(height, width))
                    for x in tile_starts(width, share * max(height, width))]
         frames = square_frames(*torch.tensor(squares, dtype=torch.float64).unbind(1), margin)
-        scene = torch.from_numpy(gray)[None, None].float()
+        scene = torch.tensor(gray, dtype=torch.float32)[None, None]
         heatmaps, logits = self._localize(window_inputs(scene, frames, size, margin).unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
         top = logits.argsort(descending=True)[:4 * c.photo_candidates]
