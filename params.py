@@ -15,6 +15,8 @@ SCENE_SIZE = 256  # side of the square synthetic scenes, in pixels
 class GeneratorParams:
     """What the synthetic scenes look like (shared by every prepare stage)."""
 
+    # Plate formats drawn, name -> weight (platereader.formats: swiss, brazil, us, eu; docs/generator.md).
+    FORMATS = {"swiss": 1}
     CANTONS = []  # canton codes the generator draws; [] = all 26 (platereader.formats)
     # Probability of a number with 1..6 digits (most real plates have 5-6 digits).
     DIGIT_WEIGHTS = [0.02, 0.05, 0.10, 0.18, 0.30, 0.35]

@@ -107,6 +107,7 @@ def test_scene_contract():
         if s.present:
             np.testing.assert_array_equal(s.box, np.r_[s.corners.min(0), s.corners.max(0)])
             assert SWISS.parse(s.text) == {"canton": s.canton, "number": s.number}
+            assert s.format == "swiss" and s.variant == ("back" if s.back_style else "front")
             assert s.number[0] != "0"
     small = make_scene(rng(1), G, 96)
     assert small.image.shape == (96, 96)
@@ -214,6 +215,7 @@ def test_no_plate_scenes_are_flagged():
     for seed in range(10):
         s = make_scene(rng(seed), Empty)
         assert not s.present and not s.back_style and s.canton == "" and s.number == ""
+        assert s.text == s.format == s.variant == ""
         assert not s.corners.any() and not s.box.any()
         assert s.image.shape == (256, 256)
     flags = [make_scene(rng(seed), params.GeneratorParams).present for seed in range(200)]

@@ -72,6 +72,14 @@ class PlateStyle:
     def aspect(self) -> float:
         return aspect(self.back_style)
 
+    @property
+    def format(self) -> str:  # platereader.formats name (plate_formats.py draws the others)
+        return "swiss"
+
+    @property
+    def variant(self) -> str:
+        return "back" if self.back_style else "front"
+
 
 def draw_style(rng: np.random.Generator, gen) -> PlateStyle:
     """Draw a plate's text and look. Always consumes the same number of draws."""

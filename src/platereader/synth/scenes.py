@@ -1,4 +1,5 @@
-"""Synthetic scenes: a Swiss plate warped onto an offline background, with exact corner labels.
+"""Synthetic scenes: a plate (Swiss by default; any format of platereader.formats by
+GeneratorParams.FORMATS) warped onto an offline background, with exact corner labels.
 
 `make_scene(rng, gen, size)` is fully determined by the rng's state and the parameters: the caller
 builds one rng per scene (`np.random.default_rng([base_seed, stage_seed, index])`), so the output is
@@ -22,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from platereader import validate
+from platereader import formats, validate
 from platereader.formats import SWISS_CANTONS, SWISS_MAX_DIGITS
 from platereader.geometry.homography import square_to_quad_coefficients
-from platereader.synth import augment, backgrounds, plates
+from platereader.synth import augment, backgrounds, plate_formats, plates
 
 EDGE_MARGIN = 1.0  # corners stay this many pixels inside the scene
 
@@ -35,18 +36,25 @@ class Scene:
     image: np.ndarray  # (size, size) uint8 grayscale
     corners: np.ndarray  # (4, 2) float32 TL, TR, BR, BL of the plate's outer edge; zeros if no plate
     box: np.ndarray  # (4,) float32 x0, y0, x1, y1: bounds of corners; zeros if no plate
-    canton: str  # "" if no plate
-    number: str  # digits only, "" if no plate
+    # The OCR target: the plate's characters without separators, "ZH123456", "ABC1D23" ("" if no plate).
+    text: str
     present: bool
-    back_style: bool
+    back_style: bool  # a Swiss back plate
     # Augmentation codes drawn for the scene (src/platereader/synth/augment.py), "jpeg" last if re-encoded;
     # compose_scene(photometric=False) draws the same but applies only the geometric ones.
     augmentations: tuple[str, ...] = ()
+    format: str = ""  # the plate's format (platereader.formats.FORMATS), "" if no plate
+    variant: str = ""  # its look: "front"/"back" (swiss), "old"/"mercosur" (brazil), "standard"
 
     @property
-    def text(self) -> str:
-        """The OCR target: canton + digits ("" if no plate)."""
-        return self.canton + self.number
+    def canton(self) -> str:
+        """A Swiss plate's canton ("" for other formats and no plate)."""
+        return self.text[:2] if self.format == "swiss" else ""
+
+    @property
+    def number(self) -> str:
+        """A Swiss plate's digits ("" for other formats and no plate)."""
+        return self.text[2:] if self.format == "swiss" else ""
 
 
 # --- homographies -----------------------------------------------------------------------------------
@@ -176,18 +184,18 @@ def compose_scene(rng: np.random.Generator, gen, size: int = 256,
     bg = backgrounds.make_background(rng, size)
     img = bg if background is None else background.copy()
     corners = np.zeros((4, 2), np.float32)
-    canton = number = ""
+    text = fmt = variant = ""
     back = False
     if present:
-        style = plates.draw_style(rng, gen)
-        canton, number, back = style.canton, style.number, style.back_style
+        style = plate_formats.draw(rng, gen)
+        text, fmt, variant, back = style.text, style.format, style.variant, style.back_style
         h = plate_homography(rng, gen, size, style.aspect, codes)
         corners = apply_h(h, plate_rect(style.aspect))
         if "pad" in codes:
             lo, hi = corners.min(0), corners.max(0)
             augment.draw_pad_frame(rng, img if photometric else img.copy(),
                                    (lo[0] - 1, lo[1] - 1, size - hi[0] - 1, size - hi[1] - 1))
-        paste_plate(img, plates.render_plate(style, _render_height(corners, style.aspect)), h, style.aspect)
+        paste_plate(img, plate_formats.render(style, _render_height(corners, style.aspect)), h, style.aspect)
         corners = corners.astype(np.float32)
     elif "pad" in codes:
         augment.draw_pad_frame(rng, img if photometric else img.copy(), (size, size, size, size))
@@ -200,13 +208,24 @@ def compose_scene(rng: np.random.Generator, gen, size: int = 256,
             lo, hi = (int(v) for v in gen.JPEG_QUALITY)
             img = augment.jpeg(img, int(rng.integers(lo, hi + 1)))
     box = np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32) if present else np.zeros(4, np.float32)
-    return Scene(np.array(img, dtype=np.uint8), corners, box, canton, number, present, back, tuple(codes))
+    return Scene(np.array(img, dtype=np.uint8), corners, box, text, present, back, tuple(codes), fmt, variant)
 
 
 def with_augmentations(gen, weights: dict):
     """`gen` with some augmentation weights replaced: a training set may draw a degradation more
     often than the scenes the stack is scored on, which keep `gen` itself."""
     return type(gen.__name__, (gen,), {"AUGMENTATIONS": {**gen.AUGMENTATIONS, **weights}}) if weights else gen
+
+
+def with_formats(gen, weights: dict):
+    """`gen` with some plate format weights replaced (merged like `with_augmentations`: a weight of
+    0 leaves a format out): the OCR may train on more formats than the localizer and the stack set."""
+    return type(gen.__name__, (gen,), {"FORMATS": {**gen.FORMATS, **weights}}) if weights else gen
+
+
+def text_length(gen) -> int:
+    """The longest text `gen`'s plates may have: the width of its scenes' text arrays."""
+    return formats.max_length(plate_formats.format_names(gen))
 
 
 def make_scene(rng: np.random.Generator, gen, size: int = 256) -> Scene:
@@ -225,6 +244,19 @@ def validate_augmentations(cls, attr: str = "AUGMENTATIONS", allow_all_zero: boo
     for code in weights:
         if code not in augment.AUG_CODES:
             validate.fail(cls, attr, f"has unknown code {code!r}: allowed are {', '.join(augment.AUG_CODES)}")
+    validate.weights(cls, attr, list(weights.values()), allow_all_zero)
+
+
+def validate_formats(cls, attr: str = "FORMATS", allow_all_zero: bool = False) -> None:
+    """A FORMATS dict, plate format name (platereader.formats) -> weight >= 0: the generator's, or a
+    training stage's replacements for some of them (`with_formats`)."""
+    weights = validate.get(cls, attr)
+    known = ", ".join(formats.FORMATS)
+    if not isinstance(weights, dict):
+        validate.fail(cls, attr, f"= {weights!r}: must be a dict format -> weight; formats: {known}")
+    for name in weights:
+        if name not in formats.FORMATS:
+            validate.fail(cls, attr, f"has unknown format {name!r}: allowed are {known}")
     validate.weights(cls, attr, list(weights.values()), allow_all_zero)
 
 
@@ -248,6 +280,7 @@ def validate_generator_params(gen) -> None:
     _, most = validate.pair(gen, "AUGMENTATIONS_PER_SCENE", 0, 20, integer=True, ordered=True)
     validate_augmentations(gen, allow_all_zero=most == 0)
     validate.pair(gen, "JPEG_QUALITY", 1, 100, integer=True, ordered=True)
+    validate_formats(gen)
 
 
 def validate_scene_params(params) -> None:

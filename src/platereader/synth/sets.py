@@ -7,10 +7,16 @@ import numpy as np
 from platereader import formats
 from platereader.datasets import item_rng
 from platereader.errors import UserError
-from platereader.synth.scenes import compose_scene, make_scene
+from platereader.synth.scenes import compose_scene, make_scene, text_length
 
-MAX_TEXT = formats.SWISS.max_length  # the generator draws Swiss plates
+MAX_TEXT = formats.SWISS.max_length  # the default generator draws Swiss plates only
 TEXT_DTYPE = f"<U{MAX_TEXT}"
+
+
+def text_dtype(gen) -> str:
+    """The dtype of the texts of `gen`'s scenes: as wide as the longest plate of its formats
+    (TEXT_DTYPE for Swiss plates only)."""
+    return f"<U{text_length(gen)}"
 
 
 def scene_arrays(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
@@ -22,7 +28,7 @@ def scene_arrays(start: int, stop: int, base_seed: int, stage_seed: int, gen, sc
     arrays = {"images": np.stack([s.image for s in scenes]),
               "corners": np.stack([s.corners for s in scenes]).astype(np.float32),
               "present": np.array([s.present for s in scenes], dtype=bool),
-              "texts": np.array([s.text for s in scenes], dtype=TEXT_DTYPE)}
+              "texts": np.array([s.text for s in scenes], dtype=text_dtype(gen))}
     if clean_twins:
         arrays["clean_images"] = np.stack([
             compose_scene(item_rng(base_seed, stage_seed, i), gen, scene_size, photometric=False).image

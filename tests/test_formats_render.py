@@ -1,0 +1,268 @@
+"""Plates of every format (GeneratorParams.FORMATS): each renders, its text fits its format, labels
+match pixels, results are reproducible, the default (Swiss only) is unchanged, bad params are refused."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import params
+from platereader import formats
+from platereader.errors import UserError
+from platereader.synth import backgrounds, fonts, plate_formats, plates
+from platereader.synth.scenes import (compose_scene, make_scene, text_length, validate_formats,
+                                      validate_generator_params, with_formats)
+from platereader.synth.sets import TEXT_DTYPE, scene_arrays, text_dtype
+
+G = params.GeneratorParams
+FOREIGN = ("brazil", "us", "eu")
+
+
+class Plain(G):
+    NO_PLATE_RATE = 0.0
+    AUGMENTATIONS_PER_SCENE = [0, 0]
+    JPEG_RATE = 0.0
+
+
+class Geometric(Plain):
+    AUGMENTATIONS = {"rot": 1, "r3d": 1, "pad": 1, "cut": 1, "tbc": 1}
+    AUGMENTATIONS_PER_SCENE = [1, 3]
+
+
+class Mixed(G):
+    FORMATS = {"swiss": 1, "brazil": 1, "us": 1, "eu": 1}
+    AUGMENTATIONS_PER_SCENE = [2, 5]
+    JPEG_RATE = 0.5
+
+
+def only(name: str, base=Plain):
+    return type(f"Only_{name}", (base,), {"FORMATS": {name: 1}})
+
+
+def rng(*seed: int) -> np.random.Generator:
+    return np.random.default_rng([11, 0, *seed])
+
+
+# --- the default draws exactly what it drew before other formats existed ---------------------------
+
+def _fingerprints() -> tuple[str, str]:
+    labels = hashlib.md5()
+    for i in range(30):
+        s = make_scene(np.random.default_rng([7, 0, 500, i]), G, 128)
+        labels.update(f"{s.text}|{s.present}|{np.round(s.corners.astype(np.float64), 3).tolist()}|"
+                      f"{s.augmentations};".encode())
+    pixels = hashlib.md5()
+    for i in range(6):
+        s = compose_scene(np.random.default_rng([7, 0, 600, i]), Plain, 128,
+                          background=Image.new("L", (128, 128), 120), photometric=False)
+        pixels.update(s.image.tobytes())
+    return labels.hexdigest(), pixels.hexdigest()
+
+
+def test_default_scenes_are_those_from_before_formats():
+    """md5s of the Swiss-only generator computed before FORMATS existed (same Pillow, numpy and
+    fonts): labels of default scenes, and plates pasted on a flat background. If a library upgrade
+    changes them, check test_default_draws_no_format and refresh the values from _fingerprints()."""
+    assert G.FORMATS == {"swiss": 1}
+    assert _fingerprints() == ("ae70f58299754df64094998fc246ab6b", "cf9ced66771a03a0c52e586c5940b8f4")
+
+
+@pytest.mark.parametrize("weights", [{"swiss": 1}, {"swiss": 3, "us": 0}, {"swiss": 0.5}])
+def test_default_draws_no_format(weights):
+    """One format with weight: no draw for the format, the Swiss style drawn exactly as before."""
+    gen = type("Gen", (G,), {"FORMATS": weights})
+    for seed in range(10):
+        a, b = rng(seed), rng(seed)
+        style = plate_formats.draw(a, gen)
+        assert style == plates.draw_style(b, G) and style.format == "swiss"
+        assert a.bit_generator.state == b.bit_generator.state
+        assert make_scene(rng(seed), gen).image.tobytes() == make_scene(rng(seed), G).image.tobytes()
+
+
+# --- every format renders, with a text of its format ------------------------------------------------
+
+@pytest.mark.parametrize("name", FOREIGN)
+def test_every_format_renders_a_text_it_allows(name):
+    fmt = formats.FORMATS[name]
+    variants, lengths, separators = set(), set(), set()
+    for seed in range(60):
+        style = plate_formats.draw_style(rng(seed), name)
+        assert fmt.parse(style.text) is not None, style.text
+        assert style.format == name and not style.back_style
+        printed = [t for t in style.tokens if t not in plate_formats.SEPARATORS]
+        assert "".join(printed) == style.text  # separators are drawn, not read
+        variants.add(style.variant)
+        lengths.add(len(style.text))
+        separators.update(t for t in style.tokens if t in plate_formats.SEPARATORS)
+        if seed % 6:
+            continue
+        for height in plates.RENDER_HEIGHTS:
+            plate = plate_formats.render(style, height)
+            gray, alpha = (np.asarray(b) for b in plate.image.split())
+            assert plate.height == height and abs(plate.width / height - style.aspect) < 0.05
+            assert alpha[plates.PAD:-plates.PAD, plates.PAD:-plates.PAD].mean() > 240  # plate body opaque
+            body = gray[plates.PAD + round(0.35 * height):plates.PAD + round(0.75 * height),
+                        plates.PAD + plate.width // 3:plates.PAD + 2 * plate.width // 3]
+            assert (body < (min(style.paper, style.paper2) + style.ink) / 2).mean() > 0.05, (name, seed, height)
+    assert variants == {lay.variant for lay in plate_formats.LAYOUTS[name]}
+    assert len(lengths) >= (1 if name == "brazil" else 3)
+    assert separators, name  # some plates print separators
+
+
+def test_templates_fit_their_format():
+    """The shortest and longest text of every template (any class as a letter, then as a digit)."""
+    for name, layouts in plate_formats.LAYOUTS.items():
+        for layout in layouts:
+            for template in layout.templates:
+                groups = template.groups.split(" ")
+                assert all(any(c.isupper() for c in g) for g in groups), template  # no group may vanish
+                assert all(len(s) == len(groups) - 1 for s in template.separators if isinstance(s, tuple))
+                for longest in (False, True):
+                    for any_char in "Q7":
+                        text = "".join({"L": "Q", "D": "7", "A": any_char}[c.upper()]
+                                       for c in template.groups.replace(" ", "") if longest or c.isupper())
+                        assert formats.FORMATS[name].parse(text) is not None, (template, text)
+
+
+def test_text_changes_the_pixels():
+    style = plate_formats.draw_style(rng(3), "eu")
+    other = plate_formats.FormatStyle(**{**style.__dict__, "tokens": tuple(
+        t if t in plate_formats.SEPARATORS else "7" * len(t) for t in style.tokens)})
+    a = np.asarray(plate_formats.render(style, 40).image)
+    b = np.asarray(plate_formats.render(other, 40).image)
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_proportions_are_the_real_ones():
+    aspects = {(lay.format, lay.variant): lay.aspect for lays in plate_formats.LAYOUTS.values() for lay in lays}
+    assert aspects == pytest.approx({("brazil", "old"): 400 / 130, ("brazil", "mercosur"): 400 / 130,
+                                     ("us", "standard"): 2.0, ("eu", "standard"): 520 / 110})
+    flat = {"ROTATION_DEG": 0.0, "SHEAR_DEG": 0.0, "STRETCH": 0.0, "PERSPECTIVE": 0.0}
+    for name in FOREIGN:
+        for seed in range(3):
+            s = make_scene(rng(seed), type("Flat", (only(name),), flat))
+            w = np.linalg.norm(s.corners[1] - s.corners[0])
+            h = np.linalg.norm(s.corners[3] - s.corners[0])
+            assert w / h == pytest.approx(plate_formats._layout(name, s.variant).aspect, rel=1e-4)
+
+
+# --- scenes: labels match pixels -------------------------------------------------------------------
+
+def coverage(seed: int, gen, size: int = 256):
+    """Plate alpha per pixel: the scene over a black and over a white background differ by 1 - alpha."""
+    black = compose_scene(rng(seed), gen, size, background=Image.new("L", (size, size), 0), photometric=False)
+    white = compose_scene(rng(seed), gen, size, background=Image.new("L", (size, size), 255), photometric=False)
+    assert np.array_equal(black.corners, white.corners)
+    return 1.0 - (white.image.astype(np.float64) - black.image) / 255.0, black
+
+
+def quad_distance(corners: np.ndarray, size: int) -> np.ndarray:
+    """Signed distance of every pixel centre to the (convex) quad, negative inside."""
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    out = np.full((size, size), -np.inf)
+    c = corners.astype(np.float64)
+    e0, e1 = c[1] - c[0], c[2] - c[1]
+    orient = np.sign(e0[0] * e1[1] - e0[1] * e1[0])
+    for k in range(4):
+        a, e = c[k], c[(k + 1) % 4] - c[k]
+        out = np.maximum(out, -orient * ((e[0] * (yy - a[1]) - e[1] * (xx - a[0])) / np.hypot(*e)))
+    return out
+
+
+def polygon_area(c: np.ndarray) -> float:
+    x, y = c[:, 0].astype(np.float64), c[:, 1].astype(np.float64)
+    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+@pytest.mark.parametrize("name", FOREIGN)
+@pytest.mark.parametrize("base", [Plain, Geometric], ids=["plain", "geometric"])
+def test_labels_match_pixels(name, base):
+    gen = only(name, base)
+    for seed in range(6):
+        alpha, scene = coverage(seed, gen)
+        assert scene.present and scene.format == name
+        assert formats.FORMATS[name].parse(scene.text) is not None
+        dist = quad_distance(scene.corners, 256)
+        assert dist[alpha > 0.02].max() < 1.0, seed  # every pixel the plate touches is in the quad
+        area = polygon_area(scene.corners)
+        assert abs(alpha.sum() - area) < 0.02 * area + 2, (seed, alpha.sum(), area)  # and fills it
+
+
+def test_mixed_scenes_record_their_format():
+    seen = set()
+    for seed in range(80):
+        s = make_scene(rng(seed), Mixed, 128)
+        if not s.present:
+            assert (s.text, s.format, s.variant, s.canton, s.number) == ("", "", "", "", "")
+            continue
+        seen.add((s.format, s.variant))
+        assert formats.FORMATS[s.format].parse(s.text) is not None, (s.format, s.text)
+        if s.format == "swiss":
+            assert s.canton + s.number == s.text and s.variant == ("back" if s.back_style else "front")
+        else:
+            assert s.canton == s.number == "" and not s.back_style
+        assert (s.corners >= 0).all() and (s.corners <= 128).all()
+    assert {f for f, _ in seen} == set(formats.FORMATS)
+    assert ("brazil", "old") in seen and ("brazil", "mercosur") in seen
+
+
+def test_reproducible_whatever_the_caches():
+    first = [make_scene(rng(i), Mixed, 128) for i in range(16)]
+    fonts._GLYPHS.clear()
+    fonts._BASE.clear()
+    plate_formats._label_mask.cache_clear()
+    backgrounds.photos.cache_clear()
+    again = {i: make_scene(rng(i), Mixed, 128) for i in reversed(range(16))}
+    for i, a in enumerate(first):
+        b = again[i]
+        assert a.image.tobytes() == b.image.tobytes() and a.corners.tobytes() == b.corners.tobytes()
+        assert (a.text, a.format, a.variant, a.augmentations) == (b.text, b.format, b.variant, b.augmentations)
+    assert len({s.image.tobytes() for s in first}) == len(first)
+
+
+def test_text_arrays_are_wide_enough():
+    assert text_dtype(G) == TEXT_DTYPE == "<U8"  # Swiss only: as before
+    assert text_length(Mixed) == formats.max_length(formats.FORMATS) == 9
+    arrays = scene_arrays(0, 24, 11, 0, only("eu"), 64)
+    assert arrays["texts"].dtype == np.dtype("<U9")
+    assert all(formats.EU.parse(str(t)) is not None for t in arrays["texts"])
+
+
+# --- parameters ------------------------------------------------------------------------------------
+
+def test_with_formats_replaces_some_weights():
+    assert with_formats(G, {}) is G
+    gen = with_formats(G, {"us": 2})
+    assert gen.FORMATS == {"swiss": 1, "us": 2} and gen.__name__ == "GeneratorParams"
+    assert plate_formats.format_names(with_formats(G, {"swiss": 0, "eu": 1})) == ("eu",)
+    validate_generator_params(Mixed)
+
+
+BAD = [
+    ({"swiss": 1, "mars": 1}, "unknown format 'mars'"),
+    ({"swiss": -1, "us": 1}, "negative"),
+    ({"swiss": 0, "us": 0}, "positive"),
+    ({}, "positive"),
+    ({"swiss": "often"}, "numbers"),
+    (["swiss"], "dict"),
+]
+
+
+@pytest.mark.parametrize("value,hint", BAD, ids=[repr(v) for v, _ in BAD])
+def test_validate_rejects_bad_formats(value, hint):
+    with pytest.raises(UserError) as info:
+        validate_generator_params(type("GeneratorParams", (G,), {"FORMATS": value}))
+    message = str(info.value)
+    assert message.startswith("params.py:GeneratorParams.FORMATS") and hint in message
+    assert "\n" not in message
+
+
+def test_validate_a_stage_override():
+    stage = type("PrepareOCRParams", (), {"FORMATS": {}})
+    validate_formats(stage, allow_all_zero=True)
+    with pytest.raises(UserError, match=r"^params.py:PrepareOCRParams.FORMATS has unknown format 'uk'"):
+        validate_formats(type("PrepareOCRParams", (), {"FORMATS": {"uk": 1}}), allow_all_zero=True)
+
