@@ -66,6 +66,9 @@ class PrepareOCRParams:
     # Augmentation weights that replace GeneratorParams.AUGMENTATIONS for the OCR's scenes only
     # ({} keeps them all; the stack set keeps the generator's). Motion blur costs the most plates.
     AUGMENTATIONS = {"mot": 6}
+    # Plate format weights that replace GeneratorParams.FORMATS for the OCR's scenes only, merged
+    # like AUGMENTATIONS ({} keeps the generator's; a weight of 0 leaves a format out).
+    FORMATS = {}
 
 
 class PrepareStackParams:

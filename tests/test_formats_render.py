@@ -266,3 +266,27 @@ def test_validate_a_stage_override():
     with pytest.raises(UserError, match=r"^params.py:PrepareOCRParams.FORMATS has unknown format 'uk'"):
         validate_formats(type("PrepareOCRParams", (), {"FORMATS": {"uk": 1}}), allow_all_zero=True)
 
+
+# --- prepare_ocr: PrepareOCRParams.FORMATS ---------------------------------------------------------
+
+def test_prepare_ocr_formats_override(monkeypatch):
+    from platereader.stages import prepare_ocr
+
+    p = params.PrepareOCRParams
+    kwargs = dict(base_seed=1, stage_seed=2, gen=G, scene_size=128, crop_h=16, crop_w=64, margin=p.CROP_MARGIN,
+                  jitter=p.CORNER_JITTER, augmentations={})
+    swiss = prepare_ocr.make_chunk(0, 4, **kwargs)
+    assert swiss["texts"].dtype == np.dtype(TEXT_DTYPE)
+    for key, values in prepare_ocr.make_chunk(0, 4, formats={}, **kwargs).items():
+        assert values.tobytes() == swiss[key].tobytes()  # {} keeps the generator's formats
+    mixed = prepare_ocr.make_chunk(0, 12, formats={"swiss": 0, "brazil": 1, "us": 1, "eu": 1}, **kwargs)
+    assert mixed["texts"].dtype == np.dtype("<U9") and mixed["images"].shape == (12, 16, 64)
+    assert all(formats.match(str(t), FOREIGN) for t in mixed["texts"])
+
+    monkeypatch.setattr(p, "FORMATS", {"us": 1})
+    prepare_ocr.validate_params()
+    for bad, hint in (({"uk": 1}, "unknown format 'uk'"), ({"swiss": 0}, "weight 0")):
+        monkeypatch.setattr(p, "FORMATS", bad)
+        with pytest.raises(UserError, match=r"^params.py:PrepareOCRParams.FORMATS") as info:
+            prepare_ocr.validate_params()
+        assert hint in str(info.value)

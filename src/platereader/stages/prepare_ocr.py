@@ -17,9 +17,10 @@ from platereader.datasets import build, item_rng, split_sizes, write_splits
 from platereader.errors import UserError, run_main
 from platereader.geometry.rectify import rectify, to_uint8
 from platereader.plots import log_images, overlay
-from platereader.synth.scenes import (make_scene, perturb_quad, validate_augmentations, validate_generator_params,
-                                      validate_scene_params, with_augmentations)
-from platereader.synth.sets import MAX_TEXT, TEXT_DTYPE
+from platereader.synth.scenes import (make_scene, perturb_quad, text_length, validate_augmentations, validate_formats,
+                                      validate_generator_params, validate_scene_params, with_augmentations,
+                                      with_formats)
+from platereader.synth.sets import text_dtype
 
 OUT_DIR = "data/prepared/ocr"
 PLOTS_DIR = "out/prepared/ocr"
@@ -38,19 +39,30 @@ def validate_params() -> None:
     validate.integer(p, "CROP_HEIGHT", 8, 256)
     if p.CROP_HEIGHT % 8:
         raise UserError(f"params.py:PrepareOCRParams.CROP_HEIGHT = {p.CROP_HEIGHT}: expected a multiple of 8")
-    validate.integer(p, "CROP_WIDTH", 8 * MAX_TEXT, 1024)  # CTC needs ~2 steps per char
+    validate_augmentations(p, allow_all_zero=True)
+    validate_formats(p, allow_all_zero=True)
+    gen = ocr_generator(params.GeneratorParams, p.AUGMENTATIONS, p.FORMATS)
+    if not any(weight > 0 for weight in gen.FORMATS.values()):
+        raise UserError(f"params.py:PrepareOCRParams.FORMATS = {p.FORMATS!r} gives every format of "
+                        "GeneratorParams.FORMATS weight 0: leave one above 0")
+    validate_generator_params(gen)
+    validate.integer(p, "CROP_WIDTH", 8 * text_length(gen), 1024)  # CTC needs ~2 steps per char
     if p.CROP_WIDTH % 4:
         raise UserError(f"params.py:PrepareOCRParams.CROP_WIDTH = {p.CROP_WIDTH}: expected a multiple of 4")
     validate.pair(p, "CROP_MARGIN", 0, 0.5)
     validate.pair(p, "CORNER_JITTER", 0, 0.5)
-    validate_augmentations(p, allow_all_zero=True)
-    validate_generator_params(with_augmentations(params.GeneratorParams, p.AUGMENTATIONS))
+
+
+def ocr_generator(gen, augmentations: dict, formats: dict):
+    """The generator the OCR's scenes come from: `gen` with the stage's augmentation and plate
+    format weights in place of some of its own."""
+    return with_formats(with_augmentations(gen, augmentations), formats)
 
 
 def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
                crop_h: int, crop_w: int, margin: list[float], jitter: list[float],
-               augmentations: dict) -> dict[str, np.ndarray]:
-    gen = with_augmentations(gen, augmentations)
+               augmentations: dict, formats: dict | None = None) -> dict[str, np.ndarray]:
+    gen = ocr_generator(gen, augmentations, formats or {})
     scenes, corners, texts = [], [], []
     for index in range(start, stop):
         rng = item_rng(base_seed, stage_seed, index)
@@ -59,11 +71,11 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
             scene = make_scene(rng, gen, scene_size)
         scenes.append(scene.image)
         corners.append(perturb_quad(scene.corners, rng, jitter, 0.0, (jitter[0] / 2, jitter[1] / 2)))
-        texts.append(scene.canton + scene.number)
+        texts.append(scene.text)
     crops = rectify(torch.from_numpy(np.stack(scenes)).unsqueeze(1), torch.from_numpy(np.stack(corners)),
                     crop_h, crop_w, margin, torch.float64)  # float64: pixel flips between runs become rare
     images = to_uint8(crops.squeeze(1)).numpy()
-    return {"images": images, "texts": np.array(texts, dtype=TEXT_DTYPE)}
+    return {"images": images, "texts": np.array(texts, dtype=text_dtype(gen))}
 
 
 def main() -> None:
@@ -72,7 +84,8 @@ def main() -> None:
     data = build(p.MAX_IMAGES, partial(make_chunk, base_seed=params.SEED, stage_seed=p.SEED,
                                        gen=params.GeneratorParams, scene_size=params.SCENE_SIZE,
                                        crop_h=p.CROP_HEIGHT, crop_w=p.CROP_WIDTH, margin=p.CROP_MARGIN,
-                                       jitter=p.CORNER_JITTER, augmentations=p.AUGMENTATIONS),
+                                       jitter=p.CORNER_JITTER, augmentations=p.AUGMENTATIONS,
+                                       formats=p.FORMATS),
                  params.MULTIPROCESSING, "prepare_ocr")
     n_train, n_val = split_sizes(p.MAX_IMAGES, p.VAL_SPLIT)
     splits = {"train": {k: v[:n_train] for k, v in data.items()},
