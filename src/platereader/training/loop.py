@@ -21,6 +21,7 @@ from platereader.nets.quantize import CALIBRATION_INPUTS, calibrate
 from platereader.nets.quantize import available as int8_available
 from platereader import validate
 from platereader.errors import UserError
+from platereader.training import distributed
 from platereader.training.memory import keep_freed_memory
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
@@ -91,65 +92,91 @@ def train(*, name: str, p, make_model: Callable[[], torch.nn.Module], loss_fn: L
 
     Resumes from checkpoint_dir/last.pt when it was written for the same params and data.
     Returns the summary metrics also written to run_dir/metrics.json.
+
+    One process by default. Under torchrun (or with PLATEREADER_NPROC set, which starts the calling
+    program again under torchrun) every rank trains on its slice of each global batch of
+    p.BATCH_SIZE and rank 0 alone writes: src/platereader/training/distributed.py.
     """
-    dev = device()
+    distributed.relaunch_if_requested(sys._getframe(1).f_globals)
+    ctx = distributed.start()
+    with ctx.guard(name):
+        return _train(ctx, name=name, p=p, make_model=make_model, loss_fn=loss_fn, train=train, val=val,
+                      run_dir=run_dir, checkpoint_dir=checkpoint_dir, model_path=model_path, model_extra=model_extra)
+
+
+def _train(ctx: distributed.Single, *, name: str, p, make_model: Callable[[], torch.nn.Module], loss_fn: LossFn,
+           train: dict[str, np.ndarray], val: dict[str, np.ndarray], run_dir: str, checkpoint_dir: str,
+           model_path: str, model_extra: dict) -> dict[str, float]:
+    dev = ctx.device if ctx.enabled else device()
     torch.manual_seed(p.SEED)  # before the model exists: its initial weights come from this seed
     model = make_model()
     if dev.type == "cpu":
         keep_freed_memory()
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(ctx.threads())
         torch.use_deterministic_algorithms(True, warn_only=True)
     if p.INIT_MODEL:
         _init_from(model, p.INIT_MODEL, p_name=type(p).__name__)
     model.to(dev)
 
     n = len(train["images"])
+    if p.BATCH_SIZE % ctx.world_size:
+        raise UserError(f"params.py:{type(p).__name__}.BATCH_SIZE = {p.BATCH_SIZE} is the global batch and must "
+                        f"divide evenly among the {ctx.world_size} training processes: make it a multiple of "
+                        f"{ctx.world_size}, or start another number of processes")
+    local_batch = p.BATCH_SIZE // ctx.world_size  # this rank's slice of every global batch
     steps_per_epoch = max(1, n // p.BATCH_SIZE)  # whole batches only: BatchNorm dislikes a batch of 1
+    net = ctx.wrap(model)  # DDP (BatchNorm over the global batch) under torchrun; the model itself alone
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.LEARNING_RATE, weight_decay=p.WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=p.LEARNING_RATE, pct_start=0.15,
                                                     total_steps=p.EPOCHS * steps_per_epoch)
     fingerprint = _fingerprint(p, model, train)
     checkpoint_path = os.path.join(checkpoint_dir, "last.pt")
     start_epoch, history = 0, []
-    if os.path.isfile(checkpoint_path):
-        state = torch.load(checkpoint_path, map_location=dev, weights_only=False)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start_epoch, history = state["epoch"], state["history"]
+    # Rank 0 reads the checkpoint (other nodes need none) and hands it to the others.
+    state = _resumable(name, p, checkpoint_path, fingerprint, "cpu" if ctx.enabled else dev) if ctx.is_main else None
+    state = ctx.broadcast(state)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, history = state["epoch"], state["history"]
+        if ctx.is_main:
             print(f"{name}: resuming from the checkpoint after epoch {start_epoch} of {p.EPOCHS}")
-        else:
-            print(f"{name}: ignoring {checkpoint_path}, it was written for other params or data")
 
     tensors = {k: torch.from_numpy(v).to(dev) for k, v in train.items()}
     val_tensors = {k: torch.from_numpy(v).to(dev) for k, v in val.items()}
-    logger = _Logger(run_dir)
-    for epoch, values in enumerate(history):  # replay the epochs a resumed run already did
+    logger = _Logger(run_dir) if ctx.is_main else None
+    for epoch, values in enumerate(history if logger else []):  # replay the epochs a resumed run already did
         logger.log_epoch(epoch, values)
-    os.makedirs(checkpoint_dir, exist_ok=True)
+    if ctx.is_main:
+        os.makedirs(checkpoint_dir, exist_ok=True)
     seen, busy = 0, 0.0
     for epoch in range(start_epoch, p.EPOCHS):
-        model.train()
+        net.train()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(p.SEED * 100003 + epoch)).to(dev)
         total, t0 = 0.0, time.perf_counter()
         for step in range(steps_per_epoch):
-            idx = order[step * p.BATCH_SIZE:(step + 1) * p.BATCH_SIZE]
-            loss = loss_fn(model, tensors["images"][idx], {k: v[idx] for k, v in tensors.items() if k != "images"})
-            if not torch.isfinite(loss):
+            first = step * p.BATCH_SIZE + ctx.rank * local_batch
+            idx = order[first:first + local_batch]
+            loss = loss_fn(net, tensors["images"][idx], {k: v[idx] for k, v in tensors.items() if k != "images"})
+            batch_loss = ctx.mean(loss)  # the global batch's loss, on every rank (so all stop together)
+            if not torch.isfinite(batch_loss):
                 raise _nan_error(name, epoch, type(p).__name__)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += loss.item()
+            total += batch_loss.item()
         busy += time.perf_counter() - t0
         seen += steps_per_epoch * p.BATCH_SIZE
-        values = {"train/loss": total / steps_per_epoch, "val/loss": evaluate_loss(model, loss_fn, val_tensors, p.BATCH_SIZE),
+        values = {"train/loss": total / steps_per_epoch,
+                  "val/loss": evaluate_loss(model, loss_fn, val_tensors, p.BATCH_SIZE, ctx),
                   "lr": scheduler.get_last_lr()[0]}
         if not math.isfinite(values["val/loss"]):
             raise _nan_error(name, epoch, type(p).__name__)
         history.append(values)
+        if not ctx.is_main:
+            continue
         logger.log_epoch(epoch, values)
         print(f"{name}: epoch {epoch + 1}/{p.EPOCHS} train loss {values['train/loss']:.4f} "
               f"val loss {values['val/loss']:.4f} ({steps_per_epoch * p.BATCH_SIZE / (time.perf_counter() - t0):.0f} img/s)")
@@ -157,32 +184,48 @@ def train(*, name: str, p, make_model: Callable[[], torch.nn.Module], loss_fn: L
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
                       "fingerprint": fingerprint}, checkpoint_path)
 
+    summary = {"final_train_loss": history[-1]["train/loss"], "final_val_loss": history[-1]["val/loss"],
+               "epochs": p.EPOCHS, "train_images_per_s": round(seen / busy, 1) if busy else 0.0,
+               "device": dev.type, "processes": ctx.world_size}
+    if not ctx.is_main:
+        return summary
     # The int8 copy the reader runs (src/platereader/nets/quantize.py), calibrated on a fixed sample of the
     # training inputs, which are what the reader feeds it (whole scenes and windows; plate crops).
     # Where PyTorch has no int8 kernels (ARM) the file holds the float network only.
-    model, extra = model.cpu(), dict(model_extra)
+    model, extra = ctx.unwrap(model).cpu(), dict(model_extra)
     if int8_available():
         sample = torch.randperm(n, generator=torch.Generator().manual_seed(p.SEED))[:CALIBRATION_INPUTS]
         extra["int8"] = calibrate(model, torch.from_numpy(train["images"][sample.numpy()]).unsqueeze(1))
     os.makedirs(os.path.dirname(model_path), exist_ok=True)
     save_model(model, model_path, extra)
-    summary = {"final_train_loss": history[-1]["train/loss"], "final_val_loss": history[-1]["val/loss"],
-               "epochs": p.EPOCHS, "train_images_per_s": round(seen / busy, 1) if busy else 0.0,
-               "device": dev.type}
-    logger.close({k: v for k, v in summary.items() if k != "device"})
+    logger.close({k: v for k, v in summary.items() if k not in ("device", "processes")})
     return summary
 
 
+def _resumable(name: str, p, checkpoint_path: str, fingerprint: str, map_location) -> dict | None:
+    """The checkpoint's state when it was written for these params, code and data, else None."""
+    if not os.path.isfile(checkpoint_path):
+        return None
+    state = torch.load(checkpoint_path, map_location=map_location, weights_only=False)
+    if state.get("fingerprint") == fingerprint:
+        return state
+    print(f"{name}: ignoring {checkpoint_path}, it was written for other params or data")
+    return None
+
+
 @torch.no_grad()
-def evaluate_loss(model, loss_fn: LossFn, data: dict[str, torch.Tensor], batch_size: int) -> float:
+def evaluate_loss(model, loss_fn: LossFn, data: dict[str, torch.Tensor], batch_size: int,
+                  ctx: distributed.Single = distributed.Single()) -> float:
+    """Mean loss over `data` in batches of `batch_size`; under torchrun the ranks share the batches
+    (rank r takes batches r, r + world_size, ...) and add up their sums."""
     model.eval()
     n = len(data["images"])
     total = 0.0
-    for start in range(0, n, batch_size):
+    for start in range(ctx.rank * batch_size, n, batch_size * ctx.world_size):
         sl = slice(start, start + batch_size)
         batch = data["images"][sl]
         total += loss_fn(model, batch, {k: v[sl] for k, v in data.items() if k != "images"}).item() * len(batch)
-    return total / max(n, 1)
+    return ctx.sum(total) / max(n, 1)
 
 
 def _init_from(model: torch.nn.Module, path: str, p_name: str) -> None:
