@@ -1,22 +1,47 @@
-"""train_ocr: the CTC plate reader on data/prepared/ocr -> out/models/ocr/model.pt."""
+"""train_ocr: the CTC plate reader on data/prepared/ocr -> out/models/ocr/model.pt.
+
+The plate crops prepare_real made of real photos (data/prepared/real/ocr, none by default) are
+mixed in, repeated to make up RealParams.TRAIN_SHARE of the training items; without them the
+training set is the synthetic one as it is.
+"""
+
+import numpy as np
 
 import params
+from platereader import validate
 from platereader.datasets import load_meta, load_split
-from platereader.errors import run_main
+from platereader.errors import UserError, run_main
 from platereader.nets.networks import PlateOCR
 from platereader.training.loop import train, validate_train_params
 from platereader.training.losses import ctc_loss, with_targets
 
 DATA_DIR = "data/prepared/ocr"
+REAL_DIR = "data/prepared/real/ocr"
+
+
+def with_real(train: dict[str, np.ndarray], real: dict[str, np.ndarray], share: float) -> dict[str, np.ndarray]:
+    """`train` and after it the `real` items repeated in order until they are `share` of the whole
+    (so of each shuffled batch, on average); `train` itself when there are none or share is 0."""
+    if not len(real["images"]) or not share:
+        return train
+    count = max(1, round(len(train["images"]) * share / (1 - share)))
+    repeat = np.arange(count) % len(real["images"])
+    return {key: np.concatenate([values, real[key][repeat]]) for key, values in train.items()}
 
 
 def main() -> None:
     p = params.TrainOCRParams
     validate_train_params(p)
-    meta = load_meta(DATA_DIR)
+    share = validate.number(params.RealParams, "TRAIN_SHARE", 0, 0.95)
+    meta, real_meta = load_meta(DATA_DIR), load_meta(REAL_DIR)
+    if [real_meta[k] for k in ("crop_height", "crop_width", "crop_margin")] != [
+            meta[k] for k in ("crop_height", "crop_width", "crop_margin")]:
+        raise UserError(f"{REAL_DIR} was made for other crops than {DATA_DIR}: run prepare_real again "
+                        "(`dvc repro prepare_real`)")
     summary = train(name="train_ocr", p=p,
                     make_model=lambda: PlateOCR(p.WIDTH, meta["crop_height"], meta["crop_width"]),
-                    loss_fn=ctc_loss, train=with_targets(load_split(DATA_DIR, "train")),
+                    loss_fn=ctc_loss,
+                    train=with_targets(with_real(load_split(DATA_DIR, "train"), load_split(REAL_DIR, "train"), share)),
                     val=with_targets(load_split(DATA_DIR, "val")), run_dir="out/runs/ocr",
                     checkpoint_dir="out/checkpoints/ocr", model_path="out/models/ocr/model.pt",
                     model_extra={"crop_margin": meta["crop_margin"]})
