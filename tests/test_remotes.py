@@ -7,6 +7,7 @@
 """
 
 import filecmp
+import json
 import os
 import shutil
 import socket
@@ -216,6 +217,12 @@ def test_fresh_clone_pulls_a_finished_pipeline_with_nothing_to_run(pushed, tmp_p
 def test_run_cache_restores_training_for_a_stale_lock(pushed, tmp_path):
     """A commit whose dvc.lock does not hold these results (the one before them), on the machine
     that ran them: dvc repro restores both trainings from the run-cache instead of running them."""
+    import yaml
+
+    stages = yaml.safe_load((pushed / "dvc.yaml").read_text())["stages"]
+    saved = {yaml.safe_load(p.read_text())["cmd"] for p in (pushed / ".dvc/cache/runs").glob("*/*/*")}
+    for stage in ("train_localize", "train_ocr"):  # checked first: fails fast, before a whole repro
+        assert stages[stage]["cmd"] in saved, f"no run-cache entry for {stage}"
     again = tmp_path / "again"
     shutil.copytree(pushed, again, symlinks=True)
     run(["git", "checkout", "-q", "HEAD~1"], again)
@@ -224,3 +231,17 @@ def test_run_cache_restores_training_for_a_stale_lock(pushed, tmp_path):
         assert f"Stage '{stage}' is cached - skipping run" in repro, repro
     for rel in MODELS:
         assert filecmp.cmp(again / rel, pushed / rel, shallow=False), rel
+
+
+def test_a_registered_version_is_fetched_and_read(pushed, tmp_path):
+    """The documented recipe: register with GTO, `dvc artifacts get` the version, read with it."""
+    import numpy as np
+    from PIL import Image
+
+    run(["gto", "register", "plate-reader", "--version", "v0.1.0"], pushed)
+    run(["dvc", "artifacts", "get", str(pushed), "plate-reader", "--rev", "v0.1.0", "-o", "model"], tmp_path)
+    for rel in ("plate_reader/localize/model.pt", "plate_reader/ocr/model.pt", "plate_reader/reader.json"):
+        assert filecmp.cmp(tmp_path / "model" / rel, pushed / "out/mlem" / rel, shallow=False), rel
+    Image.fromarray(np.load(pushed / "data/prepared/stack/test/images.npy")[0]).save(tmp_path / "scene.png")
+    answer = json.loads(run(["platereader", "read", "--model", "model/plate_reader", "scene.png"], tmp_path).stdout)
+    assert answer["file"] == "scene.png" and isinstance(answer["plates"], list)

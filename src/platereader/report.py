@@ -7,7 +7,7 @@ The report compares the workspace with a base Git revision using DVC itself:
 `dvc params diff`, `dvc metrics diff` and `dvc plots diff` (every Vega-Lite plot DVC knows
 about, rendered offline to PNG with vl-convert), then shows the first few stack prediction
 images. Images are written next to the report (report.md -> report/) and linked relatively, so
-`cml comment create --publish report.md` uploads them and a local Markdown viewer shows them.
+`cml comment update --publish report.md` uploads them and a local Markdown viewer shows them.
 
 The first line says what was compared: full or small params on each side, which commits, which
 runner. Small params are uncommitted overrides with fewer images or epochs than committed (the
