@@ -182,7 +182,7 @@ def test_one_comment_per_pull_request_without_running_its_code():
     commands = "\n".join(step.get("run", "") for step in comment["steps"])
     for pr_code in ("make ", "dvc ", "python", "platereader", "pip "):
         assert pr_code not in commands, pr_code
-    assert re.search(r'comment update --target=pr --watermark-title="[^"]+"', commands)
+    assert 'comment update --target="pr/$PR_NUMBER" --watermark-title="' in commands
     assert "--publish=false" in commands and "--publish-url" in commands  # private repositories
     assert "GITHUB_STEP_SUMMARY" in MLOPS.read_text()
     # A push cancels the pull request's previous run, never a run on main.
@@ -212,7 +212,7 @@ def test_gpu_workflow_runs_only_for_the_gpu_label_and_brings_results_home():
     assert 'dvc exp run --name "$EXP"' in commands
     assert "dvc exp push --run-cache" in commands
     assert "dvc exp pull origin $EXP" in commands and "dvc exp apply $EXP" in commands  # in the comment
-    assert 'cml comment update --target=pr --watermark-title="' in commands
+    assert 'cml comment update --target="pr/$PR_NUMBER" --watermark-title="' in commands
     assert "python3.11 -m venv --system-site-packages .venv" in commands  # the image's dependencies
     assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
 
