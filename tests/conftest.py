@@ -49,7 +49,7 @@ def copy_repo(dest: Path) -> Path:
                             capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "out/")):
+        if src.is_file() and not rel.startswith(("data/prepared/", "out/")):  # sources, not results
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     run(["git", "init", "-q", "-b", "main"], dest)

@@ -211,9 +211,6 @@ def test_fresh_clone_pulls_a_finished_pipeline_with_nothing_to_run(pushed, tmp_p
         assert filecmp.cmp(clone / rel, pushed / rel, shallow=False), rel
 
 
-@pytest.mark.xfail(strict=True, reason="dvc.yaml: train_* declare out/runs/<model>/plots (cache: false) "
-                   "under outs, and DVC saves no run-cache for a stage with an uncached output other "
-                   "than metrics and plots; declaring it under the stage's plots fixes it")
 def test_run_cache_restores_training_for_a_stale_lock(pushed, tmp_path):
     """A commit whose dvc.lock does not hold these results (the one before them), on the machine
     that ran them: dvc repro restores both trainings from the run-cache instead of running them."""
