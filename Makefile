@@ -33,6 +33,24 @@ quick: setup
 print-quick:
 	@echo $(QUICK)
 
+# Hyper-parameter sweep with DVC's queue (docs/scale-out.md): every combination of the values is
+# queued as an experiment, JOBS run at a time, then `dvc exp show --sort-by METRIC` and the best is
+# applied to the workspace (`dvc exp apply`), e.g.
+#   make sweep GRID="-S TrainOCRParams.WIDTH=16,32 -S TrainOCRParams.EPOCHS=3,4" JOBS=2 TARGET=train_ocr
+#   make sweep GRID="-S ReaderParams.MIN_CONFIDENCE=0.05,0.1" METRIC=out/evaluations/stack/metrics.json:val_acc MAXIMIZE=1
+GRID ?=
+JOBS ?= 1
+TARGET ?=
+METRIC ?= final_val_loss
+MAXIMIZE ?=
+
+.PHONY: sweep
+
+sweep: setup
+	@test -n '$(GRID)' || { echo 'make sweep needs a grid, e.g. make sweep GRID="-S TrainOCRParams.WIDTH=16,32"'; exit 2; }
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/sweep.py $(GRID) $(if $(TARGET),--target $(TARGET)) \
+		--run -j $(JOBS) --wait --metric $(METRIC) $(if $(MAXIMIZE),--maximize) --apply-best
+
 # Headless Chromium for the browser test (Debian package; needs root or sudo).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
