@@ -3,6 +3,7 @@
     platereader read IMAGE [IMAGE ...] [--model out/mlem/plate_reader]   # one JSON line per image
     platereader serve [--host 127.0.0.1] [--port 8080] [--model ...]     # HTTP server (MLEM FastAPI)
     platereader report [--base main] [--out report.md]                   # the pull-request report
+    platereader matrix [--models SPEC ...] [--datasets SPEC ...]         # models x datasets table
 
 `read` and `serve` run the packaged reader (the save_stack stage's output), with the settings it
 was packaged with. The pipeline's stages are `python -m platereader.stages.<stage>` (dvc.yaml).
@@ -67,7 +68,13 @@ def report(argv: list[str]) -> None:
     report_module.main(argv)
 
 
-COMMANDS = {"read": read, "serve": serve, "report": report}
+def matrix(argv: list[str]) -> None:
+    from platereader import matrix as matrix_module
+
+    matrix_module.main(argv)
+
+
+COMMANDS = {"read": read, "serve": serve, "report": report, "matrix": matrix}
 
 
 def main(argv: list[str] | None = None) -> None:
