@@ -81,8 +81,8 @@ class TrainLocalizeParams:
     SEED = 4
     EPOCHS = 8
     BATCH_SIZE = 128
-    LEARNING_RATE = 3e-3
-    WEIGHT_DECAY = 1e-4
+    LEARNING_RATE = 0.003
+    WEIGHT_DECAY = 0.0001
     WIDTH = 16  # channels of the first block; the others are multiples of it
     INIT_MODEL = ""  # path of a trained model to start from (incremental learning), "" = scratch
     HEATMAP_SIGMA = 1.0  # width of the target blob on the corner heatmaps, in heatmap cells
@@ -93,8 +93,8 @@ class TrainOCRParams:
     SEED = 5
     EPOCHS = 3
     BATCH_SIZE = 128
-    LEARNING_RATE = 3e-3
-    WEIGHT_DECAY = 1e-4
+    LEARNING_RATE = 0.003
+    WEIGHT_DECAY = 0.0001
     WIDTH = 32
     INIT_MODEL = ""
 
