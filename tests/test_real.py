@@ -196,17 +196,15 @@ def test_scores_separate_the_localizer_the_ocr_and_the_reported_plates():
 
 
 def test_real_items_are_mixed_in_at_their_share_and_nothing_changes_without_them():
-    from platereader.stages.train_localize import with_real as localize_mix
-    from platereader.stages.train_ocr import with_real as ocr_mix
+    from platereader.training.mixing import with_real
 
-    for with_real in (localize_mix, ocr_mix):
-        synthetic = {"images": np.zeros((30, 4, 4), np.uint8), "texts": np.array(["A"] * 30)}
-        real = {"images": np.ones((4, 4, 4), np.uint8), "texts": np.array(["B1", "B2", "B3", "B4"])}
-        assert with_real(synthetic, {"images": real["images"][:0], "texts": real["texts"][:0]}, 0.25) is synthetic
-        assert with_real(synthetic, real, 0.0) is synthetic
-        mixed = with_real(synthetic, real, 0.25)
-        assert len(mixed["images"]) == 40 and mixed["images"][30:].all() and not mixed["images"][:30].any()
-        assert mixed["texts"][30:].tolist() == ["B1", "B2", "B3", "B4"] * 2 + ["B1", "B2"]
+    synthetic = {"images": np.zeros((30, 4, 4), np.uint8), "texts": np.array(["A"] * 30)}
+    real = {"images": np.ones((4, 4, 4), np.uint8), "texts": np.array(["B1", "B2", "B3", "B4"])}
+    assert with_real(synthetic, {"images": real["images"][:0], "texts": real["texts"][:0]}, 0.25) is synthetic
+    assert with_real(synthetic, real, 0.0) is synthetic
+    mixed = with_real(synthetic, real, 0.25)
+    assert len(mixed["images"]) == 40 and mixed["images"][30:].all() and not mixed["images"][:30].any()
+    assert mixed["texts"][30:].tolist() == ["B1", "B2", "B3", "B4"] * 2 + ["B1", "B2"]
 
 
 # --------------------------------------------------------------------------- stages, DVC

@@ -5,28 +5,17 @@ mixed in, repeated to make up RealParams.TRAIN_SHARE of the training items; with
 training set is the synthetic one as it is.
 """
 
-import numpy as np
-
 import params
 from platereader import validate
 from platereader.datasets import load_meta, load_split
-from platereader.errors import UserError, run_main
+from platereader.errors import run_main
 from platereader.nets.networks import Localizer
 from platereader.training.loop import train, validate_train_params
+from platereader.training.mixing import check_made_alike, with_real
 from platereader.training.losses import localize_loss_for
 
 DATA_DIR = "data/prepared/localize"
 REAL_DIR = "data/prepared/real/localize"
-
-
-def with_real(train: dict[str, np.ndarray], real: dict[str, np.ndarray], share: float) -> dict[str, np.ndarray]:
-    """`train` and after it the `real` items repeated in order until they are `share` of the whole
-    (so of each shuffled batch, on average); `train` itself when there are none or share is 0."""
-    if not len(real["images"]) or not share:
-        return train
-    count = max(1, round(len(train["images"]) * share / (1 - share)))
-    repeat = np.arange(count) % len(real["images"])
-    return {key: np.concatenate([values, real[key][repeat]]) for key, values in train.items()}
 
 
 def main() -> None:
@@ -34,9 +23,7 @@ def main() -> None:
     validate_train_params(p)
     share = validate.number(params.RealParams, "TRAIN_SHARE", 0, 0.95)
     meta, real_meta = load_meta(DATA_DIR), load_meta(REAL_DIR)
-    if (real_meta["input_size"], real_meta["window_margin"]) != (meta["input_size"], meta["window_margin"]):
-        raise UserError(f"{REAL_DIR} was made for other localizer inputs than {DATA_DIR}: run prepare_real again "
-                        "(`dvc repro prepare_real`)")
+    check_made_alike(meta, real_meta, ("input_size", "window_margin"), DATA_DIR, REAL_DIR)
     summary = train(name="train_localize", p=p,
                     make_model=lambda: Localizer(width=p.WIDTH, input_size=meta["input_size"]),
                     loss_fn=localize_loss_for(p),

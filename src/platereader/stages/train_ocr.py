@@ -5,28 +5,17 @@ mixed in, repeated to make up RealParams.TRAIN_SHARE of the training items; with
 training set is the synthetic one as it is.
 """
 
-import numpy as np
-
 import params
 from platereader import validate
 from platereader.datasets import load_meta, load_split
-from platereader.errors import UserError, run_main
+from platereader.errors import run_main
 from platereader.nets.networks import PlateOCR
 from platereader.training.loop import train, validate_train_params
+from platereader.training.mixing import check_made_alike, with_real
 from platereader.training.losses import ctc_loss, with_targets
 
 DATA_DIR = "data/prepared/ocr"
 REAL_DIR = "data/prepared/real/ocr"
-
-
-def with_real(train: dict[str, np.ndarray], real: dict[str, np.ndarray], share: float) -> dict[str, np.ndarray]:
-    """`train` and after it the `real` items repeated in order until they are `share` of the whole
-    (so of each shuffled batch, on average); `train` itself when there are none or share is 0."""
-    if not len(real["images"]) or not share:
-        return train
-    count = max(1, round(len(train["images"]) * share / (1 - share)))
-    repeat = np.arange(count) % len(real["images"])
-    return {key: np.concatenate([values, real[key][repeat]]) for key, values in train.items()}
 
 
 def main() -> None:
@@ -34,10 +23,7 @@ def main() -> None:
     validate_train_params(p)
     share = validate.number(params.RealParams, "TRAIN_SHARE", 0, 0.95)
     meta, real_meta = load_meta(DATA_DIR), load_meta(REAL_DIR)
-    if [real_meta[k] for k in ("crop_height", "crop_width", "crop_margin")] != [
-            meta[k] for k in ("crop_height", "crop_width", "crop_margin")]:
-        raise UserError(f"{REAL_DIR} was made for other crops than {DATA_DIR}: run prepare_real again "
-                        "(`dvc repro prepare_real`)")
+    check_made_alike(meta, real_meta, ("crop_height", "crop_width", "crop_margin"), DATA_DIR, REAL_DIR)
     summary = train(name="train_ocr", p=p,
                     make_model=lambda: PlateOCR(p.WIDTH, meta["crop_height"], meta["crop_width"]),
                     loss_fn=ctc_loss,
