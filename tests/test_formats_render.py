@@ -48,26 +48,22 @@ def rng(*seed: int) -> np.random.Generator:
 
 # --- the default draws exactly what it drew before other formats existed ---------------------------
 
-def _fingerprints() -> tuple[str, str]:
+def _fingerprint() -> str:
     labels = hashlib.md5()
     for i in range(30):
         s = make_scene(np.random.default_rng([7, 0, 500, i]), G, 128)
         labels.update(f"{s.text}|{s.present}|{np.round(s.corners.astype(np.float64), 3).tolist()}|"
                       f"{s.augmentations};".encode())
-    pixels = hashlib.md5()
-    for i in range(6):
-        s = compose_scene(np.random.default_rng([7, 0, 600, i]), Plain, 128,
-                          background=Image.new("L", (128, 128), 120), photometric=False)
-        pixels.update(s.image.tobytes())
-    return labels.hexdigest(), pixels.hexdigest()
+    return labels.hexdigest()
 
 
 def test_default_scenes_are_those_from_before_formats():
-    """md5s of the Swiss-only generator computed before FORMATS existed (same Pillow, numpy and
-    fonts): labels of default scenes, and plates pasted on a flat background. If a library upgrade
-    changes them, check test_default_draws_no_format and refresh the values from _fingerprints()."""
+    """md5 of the labels of default scenes (texts, corners, augmentation codes), computed with the
+    Swiss-only generator before FORMATS existed: the default draws what it drew. (Pixels are not
+    hashed: float resampling can flip a grey level between processes; the style drawn is checked by
+    test_default_draws_no_format.)"""
     assert G.FORMATS == {"swiss": 1}
-    assert _fingerprints() == ("ae70f58299754df64094998fc246ab6b", "cf9ced66771a03a0c52e586c5940b8f4")
+    assert _fingerprint() == "ae70f58299754df64094998fc246ab6b"
 
 
 @pytest.mark.parametrize("weights", [{"swiss": 1}, {"swiss": 3, "us": 0}, {"swiss": 0.5}])

@@ -59,7 +59,7 @@ def test_quick_command_runs_every_stage(repo_copy):
     # A reader setting re-runs what reads with it, and nothing upstream.
     set_params(repo_copy, **{"ReaderParams.MIN_CONFIDENCE": 0.2})
     changed = json.loads(run(["dvc", "status", "--json"], repo_copy).stdout)
-    assert set(changed) == {"evaluate_stack", "save_stack"}, changed
+    assert set(changed) == {"evaluate_stack", "evaluate_real", "save_stack"}, changed
 
 
 def assert_same_data(folder_a, folder_b):
@@ -109,4 +109,4 @@ def test_bad_params_fail_with_one_line_and_write_nothing(repo_copy, module, key,
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
-    assert not (repo_copy / "data").exists() and not (repo_copy / "out").exists()
+    assert not (repo_copy / "data" / "prepared").exists() and not (repo_copy / "out").exists()
