@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from platereader import realdata
 from platereader.errors import UserError
-from tests.conftest import ROOT, copy_repo, run, set_params
+from tests.conftest import copy_repo, run, set_params
 
 METRIC_KEYS = {"photos", "plates", "recall", "mean_iou", "exact", "cer", "raw_exact", "raw_cer", "false_per_photo"}
 
