@@ -189,11 +189,11 @@ def test_a_photo_is_searched_on_a_pyramid_of_tiles_for_a_small_plate():
     photo = np.zeros((600, 800), np.uint8)
     photo[400:420, 500:540] = 255  # 5 % of the width: too small for the whole image and its 3 x 3 tiles
     reader = blob_reader(FixedReading("ZH123", 0.999))
+    reader.config = replace(CONFIG, photo_tile_sides=(0.5, 0.3, 0.18, 0.11))
     readings = reader.inspect([photo])[0]
     best = readings[0]
     assert best.reported and best.found_in == "photo" and best.plate == "ZH 123"
     assert np.allclose(best.corners, [[500, 400], [540, 400], [540, 420], [500, 420]], atol=3)
     assert len(reader.read([photo])[0]) == 1  # MAX_PLATES = 1: the other candidates are not reported
-    small = replace(CONFIG, photo_min_side=10_000)  # no pyramid: the plate is missed
-    reader.config = small
+    reader.config = replace(reader.config, photo_min_side=10_000)  # no pyramid: the plate is missed
     assert reader.read([photo])[0] == []

@@ -215,8 +215,8 @@ class PlateReader:
         found_in = ["tile" if tile else "scene" for tile in from_tiles]
         extra = [(i, quad, p, "tile") for i, quad, p in self.more_plates(grays, corners, present)] \
             if c.max_plates > 1 else []
-        extra += [(i, quad, p, "photo") for i, gray in enumerate(grays) if max(gray.shape) >= c.photo_min_side
-                  for quad, p in self.photo_search(gray)]
+        extra += [(i, quad, p, "photo") for i, gray in enumerate(grays)
+                  if c.photo_tile_sides and max(gray.shape) >= c.photo_min_side for quad, p in self.photo_search(gray)]
         if extra:
             owner += [e[0] for e in extra]
             corners = torch.cat([corners, torch.stack([e[1] for e in extra])])
