@@ -8,7 +8,6 @@ of the default size (speed does not depend on the weights). Prints plates/s per 
 """
 
 import os
-import time
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ import params
 from platereader.nets.networks import Localizer, PlateOCR
 from platereader.reader import PlateReader
 from platereader.synth.scenes import make_scene
-from scripts.common import load_reader, parser, precision, reader_config
+from scripts.common import best_seconds, load_reader, parser, precision, reader_config
 
 
 def reader_for(models_dir: str, int8: bool) -> tuple[PlateReader, str]:
@@ -46,13 +45,7 @@ def main() -> None:
     print(f"{source}; {args.images} scenes of {params.SCENE_SIZE}x{params.SCENE_SIZE}; "
           f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
     for batch in args.batch:
-        reader.read(scenes[:batch])  # warm-up: first calls allocate and pick kernels
-        best = float("inf")
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            for i in range(0, len(scenes), batch):
-                reader.read(scenes[i:i + batch])
-            best = min(best, time.perf_counter() - start)
+        best = best_seconds(reader.read, scenes, batch, args.repeats)
         print(f"batch {batch:4d}: {len(scenes) / best:8.1f} plates/s  ({1000 * best / len(scenes):.2f} ms/plate)")
 
 

@@ -8,12 +8,11 @@ Prints milliseconds per photo and photos per second for each batch size (best of
 """
 
 import os
-import time
 
 import torch
 
 from platereader.images import load_image
-from scripts.common import load_reader, parser, precision
+from scripts.common import best_seconds, load_reader, parser, precision
 
 
 def main() -> None:
@@ -31,13 +30,7 @@ def main() -> None:
           f"{'off' if args.no_pyramid else reader.config.photo_tile_sides}; torch threads "
           f"{torch.get_num_threads()}, cpus {os.cpu_count()}")
     for batch in args.batch:
-        reader.read(photos[:batch])  # warm-up
-        best = float("inf")
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            for i in range(0, len(photos), batch):
-                reader.read(photos[i:i + batch])
-            best = min(best, time.perf_counter() - start)
+        best = best_seconds(reader.read, photos, batch, args.repeats)
         print(f"batch {batch:3d}: {1000 * best / len(photos):7.1f} ms/photo  {len(photos) / best:6.1f} photos/s")
 
 

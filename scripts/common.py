@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 import numpy as np
 
@@ -55,3 +56,16 @@ def fresh_set(seed: int, images: int, gen=params.GeneratorParams) -> dict[str, n
     """Scenes 0..images-1 of `seed` as arrays (images, corners, present, texts), as prepare_stack
     makes them."""
     return scene_arrays(0, images, params.SEED, seed, gen, params.SCENE_SIZE)
+
+
+def best_seconds(read, images: list, batch: int, repeats: int) -> float:
+    """The fastest of `repeats` timed passes of `read` over `images` in batches, after a warm-up
+    batch (first calls allocate and pick kernels)."""
+    read(images[:batch])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(images), batch):
+            read(images[i:i + batch])
+        best = min(best, time.perf_counter() - start)
+    return best

@@ -16,20 +16,13 @@ from platereader.synth import backgrounds, fonts, plate_formats, plates
 from platereader.synth.scenes import (compose_scene, make_scene, text_length, validate_formats,
                                       validate_generator_params, with_formats)
 from platereader.synth.sets import TEXT_DTYPE, scene_arrays, text_dtype
+from tests.test_generator import Geometric, NoAug
 
 G = params.GeneratorParams
 FOREIGN = ("brazil", "us", "eu")
 
 
-class Plain(G):
-    NO_PLATE_RATE = 0.0
-    AUGMENTATIONS_PER_SCENE = [0, 0]
-    JPEG_RATE = 0.0
-
-
-class Geometric(Plain):
-    AUGMENTATIONS = {"rot": 1, "r3d": 1, "pad": 1, "cut": 1, "tbc": 1}
-    AUGMENTATIONS_PER_SCENE = [1, 3]
+Plain = NoAug  # the generator tests' scenes: a plate, no augmentation, no JPEG
 
 
 class Mixed(G):
