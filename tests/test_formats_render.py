@@ -7,16 +7,15 @@ import hashlib
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import params
 from platereader import formats
 from platereader.errors import UserError
 from platereader.synth import backgrounds, fonts, plate_formats, plates
-from platereader.synth.scenes import (compose_scene, make_scene, text_length, validate_formats,
+from platereader.synth.scenes import (make_scene, text_length, validate_formats,
                                       validate_generator_params, with_formats)
 from platereader.synth.sets import TEXT_DTYPE, scene_arrays, text_dtype
-from tests.test_generator import Geometric, NoAug
+from tests.test_generator import Geometric, NoAug, coverage, polygon_area, quad_distance
 
 G = params.GeneratorParams
 FOREIGN = ("brazil", "us", "eu")
@@ -140,38 +139,12 @@ def test_proportions_are_the_real_ones():
 
 # --- scenes: labels match pixels -------------------------------------------------------------------
 
-def coverage(seed: int, gen, size: int = 256):
-    """Plate alpha per pixel: the scene over a black and over a white background differ by 1 - alpha."""
-    black = compose_scene(rng(seed), gen, size, background=Image.new("L", (size, size), 0), photometric=False)
-    white = compose_scene(rng(seed), gen, size, background=Image.new("L", (size, size), 255), photometric=False)
-    assert np.array_equal(black.corners, white.corners)
-    return 1.0 - (white.image.astype(np.float64) - black.image) / 255.0, black
-
-
-def quad_distance(corners: np.ndarray, size: int) -> np.ndarray:
-    """Signed distance of every pixel centre to the (convex) quad, negative inside."""
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    out = np.full((size, size), -np.inf)
-    c = corners.astype(np.float64)
-    e0, e1 = c[1] - c[0], c[2] - c[1]
-    orient = np.sign(e0[0] * e1[1] - e0[1] * e1[0])
-    for k in range(4):
-        a, e = c[k], c[(k + 1) % 4] - c[k]
-        out = np.maximum(out, -orient * ((e[0] * (yy - a[1]) - e[1] * (xx - a[0])) / np.hypot(*e)))
-    return out
-
-
-def polygon_area(c: np.ndarray) -> float:
-    x, y = c[:, 0].astype(np.float64), c[:, 1].astype(np.float64)
-    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-
-
 @pytest.mark.parametrize("name", FOREIGN)
 @pytest.mark.parametrize("base", [Plain, Geometric], ids=["plain", "geometric"])
 def test_labels_match_pixels(name, base):
     gen = only(name, base)
     for seed in range(6):
-        alpha, scene = coverage(seed, gen)
+        alpha, scene = coverage(seed, gen, draw=rng)
         assert scene.present and scene.format == name
         assert formats.FORMATS[name].parse(scene.text) is not None
         dist = quad_distance(scene.corners, 256)

@@ -40,10 +40,11 @@ def rng(*seed: int) -> np.random.Generator:
     return np.random.default_rng([7, 0, *seed])
 
 
-def coverage(seed: int, gen, size: int = 256) -> tuple[np.ndarray, Scene]:
-    """Plate alpha per pixel: the scene over a black and over a white background differ by 1 - alpha."""
-    black = compose_scene(rng(seed), gen, size, background=Image.new("L", (size, size), 0), photometric=False)
-    white = compose_scene(rng(seed), gen, size, background=Image.new("L", (size, size), 255), photometric=False)
+def coverage(seed: int, gen, size: int = 256, draw=rng) -> tuple[np.ndarray, Scene]:
+    """Plate alpha per pixel: the scene over a black and over a white background differ by 1 - alpha.
+    `draw` makes the scene's rng from `seed`."""
+    black = compose_scene(draw(seed), gen, size, background=Image.new("L", (size, size), 0), photometric=False)
+    white = compose_scene(draw(seed), gen, size, background=Image.new("L", (size, size), 255), photometric=False)
     assert np.array_equal(black.corners, white.corners)
     alpha = 1.0 - (white.image.astype(np.float64) - black.image) / 255.0
     return alpha, black

@@ -27,23 +27,12 @@ import torch
 import yaml
 
 from tests.conftest import BIN, ROOT, copy_repo, run
+from tests.test_ci_files import check, tool
 
-TOOLS = ROOT / ".venv-tools" / "bin"
 PYTORCHJOB = ROOT / "kubernetes" / "pytorchjob.yml"
 JOB = ROOT / "kubernetes" / "train-job.yml"
 SCHEMA = ROOT / "kubernetes" / "schemas" / "pytorchjob-kubeflow.org-v1.json"
 RUNNER = ROOT / "kubernetes" / "cml-runner.yml"
-
-
-def tool(name: str) -> Path:
-    path = TOOLS / name
-    if not path.is_file():
-        pytest.fail(f"{path.relative_to(ROOT)} is missing: run `make tools` (or `make test`) first")
-    return path
-
-
-def check(args: list) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def pytorchjob() -> dict:
