@@ -16,7 +16,8 @@ from platereader import realdata
 from platereader.errors import UserError
 from tests.conftest import copy_repo, run, set_params
 
-METRIC_KEYS = {"photos", "plates", "recall", "mean_iou", "exact", "cer", "raw_exact", "raw_cer", "false_per_photo"}
+METRIC_KEYS = {"photos", "plates", "recall", "mean_iou", "exact", "cer", "raw_exact", "raw_cer", "false_per_photo",
+               "bucket_missed", "bucket_box_off", "bucket_misread", "bucket_wrong_format", "bucket_not_reported"}
 
 
 def photo(path: Path, size=(160, 120), box=(40, 60, 64, 16), text="AB123", seed=0) -> Path:
@@ -190,7 +191,8 @@ def test_scores_separate_the_localizer_the_ocr_and_the_reported_plates():
     metrics = realdata.summarise([score, empty])
     assert metrics == {"photos": 2, "plates": 3, "recall": 0.6667, "mean_iou": round(np.mean(score.best_iou), 4),
                        "exact": 0.3333, "cer": round(8 / 13, 4), "raw_exact": 0.3333, "raw_cer": round(4 / 13, 4),
-                       "false_per_photo": 1.0}
+                       "bucket_missed": 0.3333, "bucket_box_off": 0.0, "bucket_misread": 0.3333,
+                       "bucket_wrong_format": 0.0, "bucket_not_reported": 0.0, "false_per_photo": 1.0}
     assert realdata.worst_first([empty, score]) == [1, 0]
     assert realdata.summarise([empty]) == {"photos": 1, "plates": 0, "false_per_photo": 1.0}
 

@@ -39,6 +39,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".
 # (the OpenALPR Brazil set has one at x = -1); further out it is an error.
 EDGE_TOLERANCE_PX = 2.0
 IOU_MATCH = 0.5  # a prediction matches a labelled plate when their boxes overlap this much
+IOU_NEAR = 0.1  # a labelled plate no candidate's box overlaps this much is missed (error_buckets)
+# Where each labelled plate ends up, in the order error_buckets checks them; false plates apart.
+BUCKETS = ("read", "missed", "box_off", "misread", "wrong_format", "not_reported")
 SEPARATORS = " -."  # dropped from labelled texts (and never read by the OCR)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # dataset names: folders and metric keys
 FORMAT_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
@@ -393,6 +396,7 @@ class PhotoScore:
     false: int  # reported plates that match no labelled plate
     located_by: dict[int, int]  # labelled plate -> candidate index
     reported_by: dict[int, int]  # labelled plate -> candidate index (reported ones only)
+    buckets: list[str] = field(default_factory=list)  # per labelled plate, its error bucket
 
     @property
     def wrong(self) -> int:
@@ -400,8 +404,9 @@ class PhotoScore:
         return self.plates - self.exact + self.false
 
 
-def score_photo(plates: list[Plate], candidates: list) -> PhotoScore:
-    """Score one photo's candidates against its labelled plates."""
+def score_photo(plates: list[Plate], candidates: list, accepted: tuple[str, ...] | None = None) -> PhotoScore:
+    """Score one photo's candidates against its labelled plates; `accepted`: the reader's formats
+    (its config.formats), for `error_buckets`."""
     labels = [p.box for p in plates]
     boxes = [quad_box(c.corners) for c in candidates]
     located = match_boxes(labels, boxes)
@@ -416,17 +421,69 @@ def score_photo(plates: list[Plate], candidates: list) -> PhotoScore:
         raw_exact += raw == plate.text
         errors += edit_distance(text, plate.text)
         raw_errors += edit_distance(raw, plate.text)
-    return PhotoScore(plates=len(plates), located=len(located),
-                      best_iou=[max((box_iou(a, b) for b in boxes), default=0.0) for a in labels],
-                      exact=exact, errors=errors, raw_exact=raw_exact, raw_errors=raw_errors,
-                      chars=sum(len(p.text) for p in plates), false=len(reported_idx) - len(reported),
-                      located_by={i: j for i, (j, _) in located.items()},
-                      reported_by={i: j for i, (j, _) in reported.items()})
+    score = PhotoScore(plates=len(plates), located=len(located),
+                       best_iou=[max((box_iou(a, b) for b in boxes), default=0.0) for a in labels],
+                       exact=exact, errors=errors, raw_exact=raw_exact, raw_errors=raw_errors,
+                       chars=sum(len(p.text) for p in plates), false=len(reported_idx) - len(reported),
+                       located_by={i: j for i, (j, _) in located.items()},
+                       reported_by={i: j for i, (j, _) in reported.items()})
+    score.buckets = error_buckets(plates, candidates, score, accepted)
+    return score
+
+
+def error_buckets(plates: list[Plate], candidates: list, score: PhotoScore,
+                  accepted: tuple[str, ...] | None = None) -> list[str]:
+    """The error bucket of each labelled plate: the first of these that holds, so every plate is in
+    exactly one ("located": a candidate's box is matched to it one to one at IoU >= 0.5, reported
+    or not, as `recall` counts; "its text": that candidate's OCR text, voted over rereads, before
+    the format check, as `raw_exact` compares):
+
+    - read: a reported candidate matched to it reads exactly its text (the plates `exact` counts);
+    - missed: no candidate's box overlaps it by IoU >= IOU_NEAR (0.1);
+    - box_off: some candidate overlaps it by IoU >= 0.1, but none located it;
+    - misread: located, its text is not the label;
+    - wrong_format: located, its text right, but the text fits none of the `accepted` formats
+      (ReaderParams.FORMATS), so the reader could not report it;
+    - not_reported: located, its text right and of an accepted format, yet not reported as this
+      plate: presence not over PRESENT_THRESHOLD, presence x text confidence under MIN_CONFIDENCE
+      (TILE_MIN_CONFIDENCE for tile candidates), or another reading reported in its place
+      (MAX_PLATES, an overlapping report, a report with a better overlap).
+
+    The photo's reported candidates matched to no labelled plate are its false plates
+    (`score.false`), apart. Without `accepted`, a located reading with no format counts as
+    wrong_format even where its presence alone kept it from the format check."""
+    buckets = []
+    for i, plate in enumerate(plates):
+        reported = candidates[score.reported_by[i]] if i in score.reported_by else None
+        located = candidates[score.located_by[i]] if i in score.located_by else None
+        if reported is not None and reported.text == plate.text:
+            buckets.append("read")
+        elif score.best_iou[i] < IOU_NEAR:
+            buckets.append("missed")
+        elif located is None:
+            buckets.append("box_off")
+        elif located.text != plate.text:
+            buckets.append("misread")
+        elif (located.format is None) if accepted is None else (formats.match(located.text, accepted) is None):
+            buckets.append("wrong_format")
+        else:
+            buckets.append("not_reported")
+    return buckets
+
+
+def bucket_counts(scores: list[PhotoScore]) -> dict[str, int]:
+    """Labelled plates per error bucket (every one of BUCKETS, 0 too), then the false plates."""
+    counts = dict.fromkeys(BUCKETS, 0)
+    for s in scores:
+        for bucket in s.buckets:
+            counts[bucket] += 1
+    return {**counts, "false": sum(s.false for s in scores)}
 
 
 def summarise(scores: list[PhotoScore]) -> dict[str, float | int]:
-    """A dataset's metrics: counts, then recall, mean_iou, exact, cer, raw_exact, raw_cer over
-    labelled plates (left out when there is none) and false_per_photo."""
+    """A dataset's metrics: counts, then recall, mean_iou, exact, cer, raw_exact, raw_cer and the
+    error buckets' shares bucket_missed, ... (`exact` is the share read) over labelled plates (left
+    out when there is none), and false_per_photo."""
     plates = sum(s.plates for s in scores)
     chars = sum(s.chars for s in scores)
     out: dict[str, float | int] = {"photos": len(scores), "plates": plates}
@@ -439,6 +496,8 @@ def summarise(scores: list[PhotoScore]) -> dict[str, float | int]:
             "raw_exact": sum(s.raw_exact for s in scores) / plates,
             "raw_cer": sum(s.raw_errors for s in scores) / chars,
         })
+        counts = bucket_counts(scores)
+        out.update({f"bucket_{bucket}": counts[bucket] / plates for bucket in BUCKETS if bucket != "read"})
     out["false_per_photo"] = sum(s.false for s in scores) / len(scores) if scores else 0.0
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 

@@ -6,7 +6,9 @@ overlapping the labelled box by IoU >= 0.5: the localizer), mean_iou (the best s
 exact and cer (the reported plate matched to it by IoU >= 0.5 reads the label exactly; character
 error rate, a plate without a matching report counting every character), raw_exact and raw_cer
 (the same for the OCR's text of the located candidate before the format check: progress on plates
-of formats the reader does not report yet), false_per_photo (reported plates matching no labelled
+of formats the reader does not report yet), the shares of the plates in each error bucket
+(bucket_missed, bucket_box_off, bucket_misread, bucket_wrong_format, bucket_not_reported:
+platereader.realdata.error_buckets), false_per_photo (reported plates matching no labelled
 plate), and the photo and plate counts. Texts are compared without spaces, dashes and dots.
 Written to out/evaluations/real/metrics.json as {dataset: {metric: value}}; the mean time per
 photo (one photo per read, after a warm-up read; also per photo size) goes to speed.json beside,
@@ -43,8 +45,8 @@ def plot(reader: PlateReader, photo: realdata.Photo, gray: np.ndarray, candidate
          score: realdata.PhotoScore) -> Image.Image:
     """The photo with its labelled plates (blue) and the candidates: green read right, red
     reported wrong or false, orange not reported; under it the crop the OCR read for the first
-    located plate (or the first candidate), and per labelled plate what the OCR read there and the
-    best IoU."""
+    located plate (or the first candidate), and per labelled plate its error bucket, what the OCR
+    read there and the best IoU."""
     scale = min(1.0, PLOT_SIDE / max(gray.shape))
     size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
     small = gray if scale == 1 else np.asarray(Image.fromarray(gray).resize(size, Image.BILINEAR))
@@ -57,7 +59,7 @@ def plot(reader: PlateReader, photo: realdata.Photo, gray: np.ndarray, candidate
         corners = torch.from_numpy(candidates[next(iter(score.located_by.values()), 0)].corners[None])
         crop = to_uint8(reader.crops(group_by_shape([gray]), corners)[0, 0]).numpy()
     read = {i: candidates[j].text or "-" for i, j in score.located_by.items()}
-    plates = [f"{plate.text}: ocr {read.get(i, '(missed)')} iou {score.best_iou[i]:.2f}"
+    plates = [f"{plate.text}: {score.buckets[i]}{f', ocr {read[i]}' if i in read else ''} iou {score.best_iou[i]:.2f}"
               for i, plate in enumerate(photo.plates)]
     reported = ", ".join(c.text for c in candidates if c.reported) or "(none)"
     caption = f"{os.path.basename(photo.path)}  {'; '.join(plates) or 'no plate'}  reported {reported}"
@@ -84,7 +86,7 @@ def main() -> None:
             start = time.perf_counter()
             candidates = reader.inspect([gray])[0]
             seconds.setdefault(f"{gray.shape[1]}x{gray.shape[0]}", []).append(time.perf_counter() - start)
-            scores.append(realdata.score_photo(photo.plates, candidates))
+            scores.append(realdata.score_photo(photo.plates, candidates, reader.config.formats))
             shown.append(candidates)
         metrics[dataset.name] = realdata.summarise(scores)
         every = [t for times in seconds.values() for t in times]

@@ -1,0 +1,124 @@
+"""Where the reader goes wrong on labelled photos: every labelled plate in one error bucket
+(read, missed, box_off, misread, wrong_format, not_reported: platereader.realdata.error_buckets),
+false plates apart, per dataset, with overlays of the photos grouped per bucket.
+
+    python -m scripts.real_errors DATASET_DIR [DATASET_DIR ...] [--models out/models]
+                                  [--out out/real_errors] [-S NAME=VALUE ...]
+
+A DATASET_DIR is a folder in either layout of docs/real-data.md, anywhere. Each photo is read on
+its own with PlateReader.inspect, configured as params.py:ReaderParams with each -S NAME=VALUE
+replacing an entry (a Python literal), e.g. -S "FORMATS=['swiss','brazil']"
+-S "PHOTO_TILE_SIDES=[0.5,0.3,0.18,0.11]". Prints a markdown table: per dataset the labelled
+plates in each bucket (count and share) and the false plates (count and per photo). Writes
+evaluate_real's overlay of each photo to OUT/<dataset>/<bucket>/ for each bucket its plates fall
+in, and to false/ when it has a false plate (the overlays of an earlier run there are replaced).
+The default OUT is git-ignored: overlays show the photos, which keep their own licences (the
+OpenALPR sets are AGPL-3.0), so never commit them.
+"""
+
+import ast
+import glob
+import os
+
+import params
+from platereader import realdata
+from platereader.errors import UserError, run_main
+from platereader.reader import ReaderConfig
+from platereader.stages.evaluate_real import plot
+from scripts.common import load_reader, parser
+
+OUT_DIR = "out/real_errors"  # git-ignored
+GROUPS = realdata.BUCKETS + ("false",)
+
+
+def reader_changes(items: list[str]) -> dict:
+    """-S NAME=VALUE items as `load_reader` changes, checked as params.py:ReaderParams is."""
+    values = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().removeprefix("params.py:").removeprefix("ReaderParams.").upper()
+        if not sep or name.lower() not in ReaderConfig.__dataclass_fields__:
+            raise UserError(f"-S {item!r}: expected NAME=VALUE with NAME a params.py:ReaderParams entry "
+                            f"({', '.join(f.upper() for f in ReaderConfig.__dataclass_fields__)})")
+        try:
+            values[name] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise UserError(f"-S {item!r}: {text.strip()!r} is no Python literal: quote strings and lists, "
+                            "e.g. -S \"FORMATS=['swiss','brazil']\"") from None
+    checked = ReaderConfig.from_params(type("ReaderParams", (params.ReaderParams,), values))
+    return {name.lower(): getattr(checked, name.lower()) for name in values}
+
+
+def load_folders(paths: list[str]) -> list[realdata.Dataset]:
+    """Each folder as a dataset named by its last component (loaded and checked as evaluate_real
+    loads data/real/<name>)."""
+    datasets = []
+    for path in paths:
+        folder = os.path.normpath(path)
+        datasets.append(realdata.load_dataset(os.path.basename(folder), os.path.dirname(folder)))
+    names = [d.name for d in datasets]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"two datasets are named {twice[0]} (their folders' last names): the overlays go to "
+                        "OUT/<name>; give folders with distinct names")
+    return datasets
+
+
+def clear_overlays(out: str, dataset: realdata.Dataset) -> str:
+    """OUT/<dataset>, emptied of an earlier run's overlays; refused when it holds a dataset."""
+    target = os.path.realpath(os.path.join(out, dataset.name))
+    folder = os.path.realpath(dataset.folder)
+    if os.path.commonpath([target, folder]) in (target, folder):
+        raise UserError(f"--out {out} would put overlays into the dataset folder {dataset.folder}: give "
+                        f"another --out (default {OUT_DIR})")
+    for group in GROUPS:
+        for old in glob.glob(os.path.join(glob.escape(target), group, "*.png")):
+            os.remove(old)
+    return target
+
+
+def table(rows: list[tuple[realdata.Dataset, dict[str, int]]]) -> str:
+    """Markdown: per dataset, photos, plates, each bucket's count (share of the plates) and the
+    false plates (per photo)."""
+    lines = ["| dataset | photos | plates | " + " | ".join(GROUPS) + " |", "| --- |" + " ---: |" * (len(GROUPS) + 2)]
+    for dataset, counts in rows:
+        plates, photos = dataset.plates, len(dataset.photos)
+        cells = [f"{counts[b]} ({counts[b] / plates:.3f})" if plates else str(counts[b]) for b in realdata.BUCKETS]
+        cells.append(f"{counts['false']} ({counts['false'] / photos:.3f}/photo)")
+        lines.append(f"| {dataset.name} | {photos} | {plates} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("folders", nargs="+", metavar="DATASET_DIR", help="labelled photo folders (docs/real-data.md)")
+    ap.add_argument("--models", default="out/models", help="folder with localize/ and ocr/ model.pt")
+    ap.add_argument("--out", default=OUT_DIR, help="where the overlays go, OUT/<dataset>/<bucket>/")
+    ap.add_argument("-S", dest="changes", action="append", default=[], metavar="NAME=VALUE",
+                    help="a params.py:ReaderParams entry for this run, e.g. \"FORMATS=['swiss','brazil']\"")
+    args = ap.parse_args()
+    changes = reader_changes(args.changes)
+    datasets = load_folders(args.folders)  # every label checked before a read
+    reader = load_reader(args.models, **changes)
+    targets = [clear_overlays(args.out, dataset) for dataset in datasets]
+    rows = []
+    for dataset, target in zip(datasets, targets):
+        scores = []
+        for photo in dataset.photos:
+            gray = photo.load()
+            candidates = reader.inspect([gray])[0]
+            score = realdata.score_photo(photo.plates, candidates, reader.config.formats)
+            scores.append(score)
+            groups = set(score.buckets) | ({"false"} if score.false else set())
+            image = plot(reader, photo, gray, candidates, score) if groups else None
+            name = os.path.relpath(photo.path, dataset.folder).replace(os.sep, "__") + ".png"
+            for group in sorted(groups):
+                os.makedirs(os.path.join(target, group), exist_ok=True)
+                image.save(os.path.join(target, group, name))
+        rows.append((dataset, realdata.bucket_counts(scores)))
+    print(table(rows))
+    print(f"\noverlays: {args.out}/<dataset>/<bucket>/ (git-ignored by default; never commit them)")
+
+
+if __name__ == "__main__":
+    run_main(main)
