@@ -59,7 +59,7 @@ def plot(reader: PlateReader, photo: realdata.Photo, gray: np.ndarray, candidate
         corners = torch.from_numpy(candidates[next(iter(score.located_by.values()), 0)].corners[None])
         crop = to_uint8(reader.crops(group_by_shape([gray]), corners)[0, 0]).numpy()
     read = {i: candidates[j].text or "-" for i, j in score.located_by.items()}
-    plates = [f"{plate.text}: {score.buckets[i]}{f', ocr {read[i]}' if i in read else ''} iou {score.best_iou[i]:.2f}"
+    plates = [f"{plate.text}: {score.buckets[i]}{f', ocr {read[i]}' if i in read else ''}, iou {score.best_iou[i]:.2f}"
               for i, plate in enumerate(photo.plates)]
     reported = ", ".join(c.text for c in candidates if c.reported) or "(none)"
     caption = f"{os.path.basename(photo.path)}  {'; '.join(plates) or 'no plate'}  reported {reported}"
