@@ -120,13 +120,12 @@ class ReaderParams:
     # Plates reported per image at most; above 1 the tiles are searched on every image for more
     # plates (slower), at 1 only where the whole-scene pass finds none.
     MAX_PLATES = 1
-    # Photos (longer side >= PHOTO_MIN_SIDE pixels) can also be searched on a pyramid of
-    # overlapping tiles, sides as shares of the longer side, for plates too small for the
-    # whole-image pass, e.g. [0.5, 0.3, 0.18, 0.11]; the PHOTO_CANDIDATES most likely windows are
-    # read. Off by default ([]): it finds far more plates in photos but reads them ~5x slower
-    # (docs/real-data.md).
+    # Photos (longer side >= PHOTO_MIN_SIDE pixels) are also searched for plates too small for the
+    # whole-image pass: for each window side (shares of the longer side) the localizer's presence
+    # of every such window, in one pass over the shrunk photo; the PHOTO_CANDIDATES most likely
+    # windows per side are read ([] = no search; docs/real-data.md).
     PHOTO_MIN_SIDE = 512
-    PHOTO_TILE_SIDES = []
+    PHOTO_TILE_SIDES = [0.5, 0.3, 0.18, 0.11]
     PHOTO_CANDIDATES = 3
 
 

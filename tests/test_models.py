@@ -24,6 +24,18 @@ def test_shapes():
     assert ocr(torch.zeros(2, 1, 32, 128)).shape == (32, 2, len(ALPHABET) + 1)
 
 
+def test_presence_map_scores_every_window_of_a_larger_image():
+    torch.manual_seed(0)
+    model = Localizer(width=4, input_size=64).eval()
+    with torch.no_grad():
+        image = torch.rand(1, 1, 160, 224) * 255
+        window = image[:, :, 32:96, 48:112]  # the window of cell (2, 3)
+        dense = model.presence_map(image, 64)
+        assert dense.shape == (1, 10 - 3, 14 - 3)  # 1/16 cells, 4 x 4 per window
+        # A window-sized input: the presence the localizer gives it.
+        assert torch.allclose(model.presence_map(window, 64), model(window)[1].view(1, 1, 1), atol=1e-5)
+
+
 def test_soft_argmax_finds_a_peak():
     heatmaps = torch.full((1, 4, 16, 16), -30.0)
     heatmaps[0, 0, 3, 5] = 30  # row 3, column 5 -> centre (5.5, 3.5) cells -> x 22, y 14 at stride 4

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import params
 from platereader.formats import ALPHABET
@@ -147,11 +148,18 @@ class BrightBlob(torch.nn.Module):
                 heatmaps[b, k, y, x] = 50.0
         return heatmaps, torch.where(found, 20.0, -20.0)
 
+    def presence_map(self, images: torch.Tensor, window: int) -> torch.Tensor:
+        """Localizer.presence_map of this stand-in: where a window is at least 2 % bright, +20 and
+        more the brighter it is (the window with the whole blob scores highest)."""
+        share = F.avg_pool2d((images > 128).float(), window, stride=16)[:, 0]
+        return torch.where(share >= 0.02, 20.0 + share, -20.0)
+
 
 def blob_reader(ocr: FixedReading) -> PlateReader:
     reader = reader_with(ocr)  # tiles as params.py:ReaderParams sets them
     reader.localizer = Localizer(width=4, input_size=96)
     reader.input_size, reader._localize = 96, BrightBlob()
+    reader._presence_map = reader._localize.presence_map
     return reader
 
 
@@ -197,3 +205,14 @@ def test_a_photo_is_searched_on_a_pyramid_of_tiles_for_a_small_plate():
     assert len(reader.read([photo])[0]) == 1  # MAX_PLATES = 1: the other candidates are not reported
     reader.config = replace(reader.config, photo_min_side=10_000)  # no pyramid: the plate is missed
     assert reader.read([photo])[0] == []
+
+
+def test_the_photo_search_finds_a_large_and_a_small_plate_in_one_photo():
+    photo = np.zeros((720, 1280), np.uint8)
+    photo[100:150, 100:260] = 255  # 12.5 % of the width
+    photo[600:615, 1000:1045] = 255  # 3.5 %
+    reader = blob_reader(FixedReading("ZH123", 0.999))
+    reader.config = replace(CONFIG, photo_tile_sides=(0.5, 0.3, 0.18, 0.11), max_plates=2)
+    found = sorted(np.round(r.corners.min(0)).tolist() + np.round(r.corners.max(0)).tolist()
+                   for r in reader.read([photo])[0])
+    assert np.allclose(found, [[100, 100, 260, 150], [1000, 600, 1045, 615]], atol=4)

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from platereader import formats, validate
-from platereader.geometry.frames import fit_square, frame_to_scene, square_frames, window_inputs
+from platereader.geometry.frames import fit_square, frame_to_scene, shrink, square_frames, window_inputs
 from platereader.geometry.quads import is_convex
 from platereader.geometry.rectify import rectify
 from platereader.images import to_gray
-from platereader.nets.networks import Localizer, ctc_greedy_decode, load_trained
+from platereader.nets.networks import Localizer, ctc_greedy_decode, fold_batchnorm, load_trained
 from platereader.nets.quantize import inference_copy
 
 
@@ -62,7 +63,7 @@ class ReaderConfig:
         if not isinstance(sides, (list, tuple)) or not all(
                 isinstance(s, (int, float)) and not isinstance(s, bool) and 0.02 <= s <= 1 for s in sides):
             validate.fail(p, "PHOTO_TILE_SIDES", f"= {sides!r}: expected a list of tile sides, shares of the "
-                                                 "photo's longer side in [0.02, 1] ([] = no pyramid)")
+                                                 "photo's longer side in [0.02, 1] ([] = no photo search)")
         shifts = validate.get(p, "REREAD_SHIFTS")
         if not isinstance(shifts, (list, tuple)) or not all(
                 isinstance(s, (list, tuple)) and len(s) == 2 and all(isinstance(v, (int, float)) and abs(v) <= 0.5
@@ -151,12 +152,17 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def tile_starts(length: int, side: float) -> np.ndarray:
-    """Where tiles of `side` start along an axis of `length` pixels, each overlapping the next by
-    half; one tile at 0 when a tile is longer than the axis."""
-    if side >= length:
-        return np.zeros(1)
-    return np.linspace(0, length - side, int(np.ceil((length - side) / (side / 2))) + 1)
+def distinct(windows: list[tuple[float, float, float, float]], count: int) -> list[tuple[float, float, float, float]]:
+    """The `count` likeliest of (logit, left, top, side) squares of one side, skipping any that
+    shares three quarters of its area with a likelier one kept (they would find the same plate)."""
+    kept = []
+    for window in sorted(windows, reverse=True):
+        if len(kept) == count:
+            break
+        _, left, top, side = window
+        if all(max(0.0, side - abs(left - k[1])) * max(0.0, side - abs(top - k[2])) < 0.75 * side * side for k in kept):
+            kept.append(window)
+    return kept
 
 
 def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tensor]]:
@@ -183,6 +189,7 @@ class PlateReader:
         # What reading runs: the int8 copies saved with the models, or the float networks.
         self._localize, int8_localizer = inference_copy(localizer, localizer_extra, config.int8)
         self._read_text, int8_ocr = inference_copy(ocr, ocr_extra, config.int8)
+        self._presence_map = fold_batchnorm(localizer).presence_map  # the photo search's dense pass
         self.int8 = int8_localizer and int8_ocr
         self.input_size = localizer.config["input_size"]
         self.window_margin = tuple(localizer_extra["window_margin"])
@@ -204,7 +211,7 @@ class PlateReader:
     def inspect(self, images: list[np.ndarray]) -> list[list[PlateReading]]:
         """Every plate candidate of each image, reported or not, with what the reader computed:
         the whole-image candidate, then (with max_plates > 1) further plates in tiles, and in
-        photos (longer side >= photo_min_side) the best windows of a pyramid of tiles."""
+        photos (longer side >= photo_min_side) the best windows of the photo search."""
         if not images:
             return []
         c = self.config
@@ -269,21 +276,31 @@ class PlateReader:
         return groups + [(ks, torch.tensor(grays[i], dtype=torch.float32)[None, None]) for i, ks in big.items()]
 
     def photo_search(self, gray: np.ndarray) -> list[tuple[torch.Tensor, float]]:
-        """Plates of any size in a photo: the localizer's first pass on a pyramid of overlapping
-        tiles (photo_tile_sides, shares of the longer side, each overlapping its neighbours by
-        half), `refine` on the most likely, then the photo_candidates best that overlap no other.
-        Returns (quad (4, 2), presence) pairs above present_threshold, most likely first."""
+        """Plates of any size in a photo. For each of photo_tile_sides (shares of the longer side)
+        the photo is shrunk so that a square of that side becomes one input, and the localizer's
+        presence is computed for such a square every 16 input pixels in one pass of its trunk
+        (`Localizer.presence_map`). Of the squares that are local maxima and `distinct`, the
+        photo_candidates most likely of each size and the 4 x photo_candidates most likely overall
+        get the first pass, then `refine`; the photo_candidates best that overlap no other
+        are kept. Returns (quad (4, 2), presence) pairs above present_threshold, most likely first."""
         c, size, margin = self.config, self.input_size, self.window_margin
-        height, width = gray.shape
-        squares = [(x, y, share * max(height, width)) for share in c.photo_tile_sides
-                   for y in tile_starts(height, share * max(height, width))
-                   for x in tile_starts(width, share * max(height, width))]
-        frames = square_frames(*torch.tensor(squares, dtype=torch.float64).unbind(1), margin)
         scene = torch.tensor(gray, dtype=torch.float32)[None, None]
+        chosen, windows = set(), []  # (logit, left, top, side) in photo pixels
+        for share in c.photo_tile_sides:
+            side = share * max(gray.shape)
+            shrunk, scale = shrink(scene, round(max(gray.shape) * size / side), size)
+            logits = self._presence_map(shrunk[:, None].float(), size)[0]
+            peaks = (logits == F.max_pool2d(logits[None], 3, 1, 1)[0]).nonzero().tolist()
+            peaks = distinct([(float(logits[i, j]), 16 * j / scale, 16 * i / scale, size / scale) for i, j in peaks],
+                             4 * c.photo_candidates)
+            chosen.update(peaks[:c.photo_candidates])  # every size has its say: small plates score lower
+            windows += peaks
+        chosen.update(sorted(windows, reverse=True)[:4 * c.photo_candidates])
+        left, top, side = torch.tensor([w[1:] for w in sorted(chosen)], dtype=torch.float64).T
+        frames = square_frames(left, top, side, margin)
         heatmaps, logits = self._localize(window_inputs(scene, frames, size, margin).unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
-        top = logits.argsort(descending=True)[:4 * c.photo_candidates]
-        refined, present = self.refine([(list(range(len(top))), scene)], quads[top], logits[top])
+        refined, present = self.refine([(list(range(len(quads))), scene)], quads, logits)
         kept: list[tuple[torch.Tensor, float]] = []
         for k in present.argsort(descending=True).tolist():
             if present[k] <= c.present_threshold or len(kept) == c.photo_candidates:
@@ -331,7 +348,7 @@ class PlateReader:
             # A window cut from a bad quad can give a folded one, corners thousands of pixels off
             # (the homography nears infinity): such a pass is not taken.
             corners = torch.where(is_convex(refined)[:, None, None], refined, corners)
-        return corners, torch.sigmoid(present_logits).view(-1)
+        return corners, torch.sigmoid(present_logits.double()).view(-1)  # float64: sure plates still rank
 
     def search_tiles(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """For scenes where the whole-scene pass led nowhere (a small plate, a busy background): a

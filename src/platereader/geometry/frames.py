@@ -29,12 +29,22 @@ def fit_square(scenes: torch.Tensor, size: int, dtype: torch.dtype = torch.float
     is antialiased (a triangle filter as wide as the scale, Pillow's BILINEAR; the same grey levels
     to within one), in one call for the batch. dtype: see `rectify` (float64 for stored data).
     """
+    shrunk, scale = shrink(scenes, size, size, dtype)
+    out = torch.full((scenes.shape[0], size, size), PAD_VALUE, dtype=torch.uint8)
+    out[:, :shrunk.shape[1], :shrunk.shape[2]] = shrunk
+    return out, scale
+
+
+def shrink(scenes: torch.Tensor, longer: int, min_side: int = 1,
+           dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, float]:
+    """Scenes (B, 1, H, W) resized (antialiased) so the longer side is `longer`, padded at the right
+    and bottom to at least `min_side` on each side: (B, H', W') uint8 and the scale factor."""
     height, width = scenes.shape[-2:]
-    scale = size / max(width, height)
+    scale = longer / max(width, height)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     resized = F.interpolate(scenes.to(dtype), size=(new_h, new_w), mode="bilinear", antialias=True,
                             align_corners=False)
-    out = torch.full((scenes.shape[0], size, size), PAD_VALUE, dtype=torch.uint8)
+    out = torch.full((scenes.shape[0], max(new_h, min_side), max(new_w, min_side)), PAD_VALUE, dtype=torch.uint8)
     out[:, :new_h, :new_w] = to_uint8(resized.squeeze(1))
     # Per-axis scales differ from `scale` by rounding; use the longer side's exact one.
     return out, (new_w / width if width >= height else new_h / height)

@@ -69,6 +69,16 @@ class Localizer(nn.Module):
         up2 = x2 + F.interpolate(self.lat2(up3), size=x2.shape[-2:], mode="nearest")
         return self.head(up2), self.present(x4.amax((2, 3))).squeeze(1)
 
+    def presence_map(self, images: torch.Tensor, window: int) -> torch.Tensor:
+        """Plate-present logits (B, h, w) of every `window` x `window` square of larger images (B,
+        1, H, W), one every 16 pixels: the trunk runs once over the image and the presence head on
+        each window's cells, so a photo is searched for a fraction of the cost of cutting it into
+        inputs. Cell (i, j) is the window whose top-left pixel is (16 j, 16 i)."""
+        x4 = self.down4(self.down3(self.down2(normalise(images))))
+        cells = max(1, window // 16)
+        pooled = F.max_pool2d(x4, cells, stride=1) if min(x4.shape[-2:]) >= cells else x4.amax((2, 3), keepdim=True)
+        return self.present(pooled.permute(0, 2, 3, 1)).squeeze(-1)
+
     @staticmethod
     def corners(heatmaps: torch.Tensor, input_size: int) -> torch.Tensor:
         """Soft-argmax: heatmap logits (B, 4, h, w) -> corners (B, 4, 2) in input pixels."""
