@@ -1,9 +1,11 @@
 """Photo reading speed: PlateReader.read on image files (camera photos), one per read and batched.
 
     python -m scripts.bench_photos IMAGE [IMAGE ...] [--models out/models] [--batch 1 8] [--no-pyramid]
+                                   [-S NAME=VALUE ...]
 
-Reads the files as the CLI does (decoding not timed), with params.py:ReaderParams; --no-pyramid
-turns the photo tile pyramid off (PHOTO_MIN_SIDE beyond any photo), to compare side by side.
+Reads the files as the CLI does (decoding not timed), with params.py:ReaderParams and each -S
+NAME=VALUE replacing an entry (e.g. -S "PHOTO_TILE_SIDES=[0.5,0.3]"); --no-pyramid turns the photo
+tile pyramid off (PHOTO_MIN_SIDE beyond any photo), to compare side by side.
 Prints milliseconds per photo and photos per second for each batch size (best of --repeats).
 """
 
@@ -12,7 +14,7 @@ import os
 import torch
 
 from platereader.images import load_image
-from scripts.common import best_seconds, load_reader, parser, precision
+from scripts.common import add_setting_option, best_seconds, load_reader, parser, precision, reader_changes
 
 
 def main() -> None:
@@ -22,8 +24,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--repeats", type=int, default=3, help="best of N timed passes")
     ap.add_argument("--no-pyramid", action="store_true", help="without the photo tile pyramid")
+    add_setting_option(ap)
     args = ap.parse_args()
-    reader = load_reader(args.models, **({"photo_min_side": 10 ** 9} if args.no_pyramid else {}))
+    changes = reader_changes(args.changes)
+    reader = load_reader(args.models, **{**changes, **({"photo_min_side": 10 ** 9} if args.no_pyramid else {})})
     photos = [load_image(path) for path in args.images]
     sizes = sorted({f"{p.shape[1]}x{p.shape[0]}" for p in photos})
     print(f"{len(photos)} photos ({', '.join(sizes)}); {precision(reader)}; pyramid "

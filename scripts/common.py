@@ -4,6 +4,7 @@ it (with a setting varied), fresh scene sets from seeds no stage uses, and their
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import time
 
@@ -28,6 +29,30 @@ def add_reader_options(ap: argparse.ArgumentParser, batch: int = params.Evaluate
     """--models (one folder) and --batch (scenes per read)."""
     ap.add_argument("--models", default="out/models", help="folder with localize/ and ocr/ model.pt")
     ap.add_argument("--batch", type=int, default=batch, help="scenes per read")
+
+
+def add_setting_option(ap: argparse.ArgumentParser) -> None:
+    """-S NAME=VALUE, repeatable: a params.py:ReaderParams entry for this run (`reader_changes`)."""
+    ap.add_argument("-S", dest="changes", action="append", default=[], metavar="NAME=VALUE",
+                    help="a params.py:ReaderParams entry for this run, e.g. \"FORMATS=['swiss','brazil']\"")
+
+
+def reader_changes(items: list[str]) -> dict:
+    """-S NAME=VALUE items as `load_reader` changes, checked as params.py:ReaderParams is."""
+    values = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().removeprefix("params.py:").removeprefix("ReaderParams.").upper()
+        if not sep or name.lower() not in ReaderConfig.__dataclass_fields__:
+            raise UserError(f"-S {item!r}: expected NAME=VALUE with NAME a params.py:ReaderParams entry "
+                            f"({', '.join(f.upper() for f in ReaderConfig.__dataclass_fields__)})")
+        try:
+            values[name] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise UserError(f"-S {item!r}: {text.strip()!r} is no Python literal: quote strings and lists, "
+                            "e.g. -S \"FORMATS=['swiss','brazil']\"") from None
+    checked = ReaderConfig.from_params(type("ReaderParams", (params.ReaderParams,), values))
+    return {name.lower(): getattr(checked, name.lower()) for name in values}
 
 
 def reader_config(**changes) -> ReaderConfig:

@@ -16,37 +16,17 @@ The default OUT is git-ignored: overlays show the photos, which keep their own l
 OpenALPR sets are AGPL-3.0), so never commit them.
 """
 
-import ast
 import glob
 import os
 
 import params
 from platereader import realdata
 from platereader.errors import UserError, run_main
-from platereader.reader import ReaderConfig
 from platereader.stages.evaluate_real import plot
-from scripts.common import load_reader, parser
+from scripts.common import add_setting_option, load_reader, parser, reader_changes
 
 OUT_DIR = "out/real_errors"  # git-ignored
 GROUPS = realdata.BUCKETS + ("false",)
-
-
-def reader_changes(items: list[str]) -> dict:
-    """-S NAME=VALUE items as `load_reader` changes, checked as params.py:ReaderParams is."""
-    values = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip().removeprefix("params.py:").removeprefix("ReaderParams.").upper()
-        if not sep or name.lower() not in ReaderConfig.__dataclass_fields__:
-            raise UserError(f"-S {item!r}: expected NAME=VALUE with NAME a params.py:ReaderParams entry "
-                            f"({', '.join(f.upper() for f in ReaderConfig.__dataclass_fields__)})")
-        try:
-            values[name] = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            raise UserError(f"-S {item!r}: {text.strip()!r} is no Python literal: quote strings and lists, "
-                            "e.g. -S \"FORMATS=['swiss','brazil']\"") from None
-    checked = ReaderConfig.from_params(type("ReaderParams", (params.ReaderParams,), values))
-    return {name.lower(): getattr(checked, name.lower()) for name in values}
 
 
 def load_folders(paths: list[str]) -> list[realdata.Dataset]:
@@ -94,8 +74,7 @@ def main() -> None:
     ap.add_argument("folders", nargs="+", metavar="DATASET_DIR", help="labelled photo folders (docs/real-data.md)")
     ap.add_argument("--models", default="out/models", help="folder with localize/ and ocr/ model.pt")
     ap.add_argument("--out", default=OUT_DIR, help="where the overlays go, OUT/<dataset>/<bucket>/")
-    ap.add_argument("-S", dest="changes", action="append", default=[], metavar="NAME=VALUE",
-                    help="a params.py:ReaderParams entry for this run, e.g. \"FORMATS=['swiss','brazil']\"")
+    add_setting_option(ap)
     args = ap.parse_args()
     changes = reader_changes(args.changes)
     datasets = load_folders(args.folders)  # every label checked before a read

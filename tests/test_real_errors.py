@@ -10,7 +10,8 @@ import pytest
 from platereader import realdata
 from platereader.errors import UserError
 from platereader.reader import PlateReading
-from scripts.real_errors import GROUPS, reader_changes
+from scripts.common import reader_changes
+from scripts.real_errors import GROUPS
 from tests.conftest import ROOT, run
 from tests.test_real import manifest_set, one_line_error, openalpr_set, plate, tiny_models
 
