@@ -8,10 +8,11 @@ false plates apart, per dataset, with overlays of the photos grouped per bucket.
 A DATASET_DIR is a folder in either layout of docs/real-data.md, anywhere. Each photo is read on
 its own with PlateReader.inspect, configured as params.py:ReaderParams with each -S NAME=VALUE
 replacing an entry (a Python literal), e.g. -S "FORMATS=['swiss','brazil']"
--S "PHOTO_TILE_SIDES=[0.5,0.3,0.18,0.11]". Prints a markdown table: per dataset the labelled
-plates in each bucket (count and share) and the false plates (count and per photo). Writes
-evaluate_real's overlay of each photo to OUT/<dataset>/<bucket>/ for each bucket its plates fall
-in, and to false/ when it has a false plate (the overlays of an earlier run there are replaced).
+-S "PHOTO_TILE_SIDES=[0.5,0.3]". Prints two markdown tables: per dataset evaluate_real's metrics,
+and the labelled plates in each bucket (count and share) with the false plates (count and per
+photo). Writes evaluate_real's overlay of each photo to OUT/<dataset>/<bucket>/ for each bucket
+its plates fall in, and to false/ when it has a false plate (an earlier run's overlays there are
+replaced).
 The default OUT is git-ignored: overlays show the photos, which keep their own licences (the
 OpenALPR sets are AGPL-3.0), so never commit them.
 """
@@ -69,6 +70,18 @@ def table(rows: list[tuple[realdata.Dataset, dict[str, int]]]) -> str:
     return "\n".join(lines)
 
 
+METRICS = ("recall", "mean_iou", "exact", "cer", "raw_exact", "raw_cer", "false_per_photo")
+
+
+def metrics_table(rows: list[tuple[realdata.Dataset, dict]]) -> str:
+    """Markdown: per dataset, evaluate_real's metrics (`realdata.summarise`)."""
+    lines = ["| dataset | " + " | ".join(METRICS) + " |", "| --- |" + " ---: |" * len(METRICS)]
+    for dataset, metrics in rows:
+        lines.append(f"| {dataset.name} | " + " | ".join(f"{metrics[m]:.3f}" if m in metrics else "-" for m in METRICS)
+                     + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("folders", nargs="+", metavar="DATASET_DIR", help="labelled photo folders (docs/real-data.md)")
@@ -80,7 +93,7 @@ def main() -> None:
     datasets = load_folders(args.folders)  # every label checked before a read
     reader = load_reader(args.models, **changes)
     targets = [clear_overlays(args.out, dataset) for dataset in datasets]
-    rows = []
+    rows, summaries = [], []
     for dataset, target in zip(datasets, targets):
         scores = []
         for photo in dataset.photos:
@@ -95,7 +108,8 @@ def main() -> None:
                 os.makedirs(os.path.join(target, group), exist_ok=True)
                 image.save(os.path.join(target, group, name))
         rows.append((dataset, realdata.bucket_counts(scores)))
-    print(table(rows))
+        summaries.append((dataset, realdata.summarise(scores)))
+    print(metrics_table(summaries) + "\n\n" + table(rows))
     print(f"\noverlays: {args.out}/<dataset>/<bucket>/ (git-ignored by default; never commit them)")
 
 

@@ -11,7 +11,7 @@ from platereader import realdata
 from platereader.errors import UserError
 from platereader.reader import PlateReading
 from scripts.common import reader_changes
-from scripts.real_errors import GROUPS
+from scripts.real_errors import GROUPS, METRICS
 from tests.conftest import ROOT, run
 from tests.test_real import manifest_set, one_line_error, openalpr_set, plate, tiny_models
 
@@ -78,14 +78,17 @@ def test_the_script_tables_the_buckets_and_groups_the_overlays(tmp_path):
     stale.write_bytes(b"")
     result = run(["python", "-m", "scripts.real_errors", str(alpr), str(mine), "--models", str(tmp_path / "out/models"),
                   "--out", str(out), "-S", "FORMATS=['swiss','brazil']"], ROOT, OMP_NUM_THREADS="1")
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line}
-    assert rows["dataset"] == ["photos", "plates", *GROUPS]
+    metrics, rows = ({line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+                      for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+                     for table in result.stdout.split("\n\n")[:2])
+    assert metrics["dataset"] == list(METRICS) and rows["dataset"] == ["photos", "plates", *GROUPS]
     for name, photos, plates in (("alpr", 2, 3), ("mine", 3, 3)):
         cells = rows[name]
         assert cells[:2] == [str(photos), str(plates)]
         counts = [int(re.match(r"\d+", c).group()) for c in cells[2:]]
         assert sum(counts[:-1]) == plates, cells
+        # The share read exactly is evaluate_real's `exact`.
+        assert float(metrics[name][METRICS.index("exact")]) == pytest.approx(counts[0] / plates, abs=1e-3)
     assert not stale.exists()
     written = {p.relative_to(out).parts for p in out.rglob("*.png")}
     assert {group for _, group, _ in written} <= set(GROUPS)
