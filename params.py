@@ -55,7 +55,7 @@ class PrepareLocalizeParams:
 
 class PrepareOCRParams:
     SEED = 2
-    MAX_IMAGES = 130000  # fresh plates beat more epochs: the OCR overfits a small set
+    MAX_IMAGES = 200000  # fresh plates beat more epochs: the OCR overfits a small set
     VAL_SPLIT = 0.05
     CROP_HEIGHT = 32  # rectified plate crop the OCR reads
     CROP_WIDTH = 128
@@ -67,8 +67,9 @@ class PrepareOCRParams:
     # ({} keeps them all; the stack set keeps the generator's). Motion blur costs the most plates.
     AUGMENTATIONS = {"mot": 6}
     # Plate format weights that replace GeneratorParams.FORMATS for the OCR's scenes only, merged
-    # like AUGMENTATIONS ({} keeps the generator's; a weight of 0 leaves a format out).
-    FORMATS = {}
+    # like AUGMENTATIONS ({} keeps the generator's; a weight of 0 leaves a format out). Every format
+    # the reader may accept: it reads foreign plates, and Swiss ones as well as when trained on them only.
+    FORMATS = {"swiss": 3, "brazil": 1, "us": 1, "eu": 1}
 
 
 class PrepareStackParams:
