@@ -216,3 +216,4 @@ def test_the_photo_search_finds_a_large_and_a_small_plate_in_one_photo():
     found = sorted(np.round(r.corners.min(0)).tolist() + np.round(r.corners.max(0)).tolist()
                    for r in reader.read([photo])[0])
     assert np.allclose(found, [[100, 100, 260, 150], [1000, 600, 1045, 615]], atol=4)
+    assert reader.read([np.zeros_like(photo)])[0] == []  # and none in a photo without a plate
