@@ -124,9 +124,10 @@ class ReaderParams:
     # Photos (longer side >= PHOTO_MIN_SIDE pixels) are also searched for plates too small for the
     # whole-image pass: for each window side (shares of the longer side) the localizer's presence
     # of every such window, in one pass over the shrunk photo; the PHOTO_CANDIDATES most likely
-    # windows per side are read ([] = no search; docs/real-data.md).
+    # windows per side are read; where the whole-image pass finds no plate, a photo is left to
+    # this search instead of the tiles above ([] = no search; docs/real-data.md).
     PHOTO_MIN_SIDE = 512
-    PHOTO_TILE_SIDES = [0.5, 0.3, 0.18, 0.11]
+    PHOTO_TILE_SIDES = [0.7, 0.5, 0.3, 0.18, 0.11]
     PHOTO_CANDIDATES = 3
 
 

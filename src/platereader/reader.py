@@ -222,8 +222,8 @@ class PlateReader:
         found_in = ["tile" if tile else "scene" for tile in from_tiles]
         extra = [(i, quad, p, "tile") for i, quad, p in self.more_plates(grays, corners, present)] \
             if c.max_plates > 1 else []
-        extra += [(i, quad, p, "photo") for i, gray in enumerate(grays)
-                  if c.photo_tile_sides and max(gray.shape) >= c.photo_min_side for quad, p in self.photo_search(gray)]
+        extra += [(i, quad, p, "photo") for i, gray in enumerate(grays) if self.searched(gray)
+                  for quad, p in self.photo_search(gray)]
         if extra:
             owner += [e[0] for e in extra]
             corners = torch.cat([corners, torch.stack([e[1] for e in extra])])
@@ -275,6 +275,10 @@ class PlateReader:
         groups = [([small[j] for j in idx], scenes) for idx, scenes in group_by_shape([grays[owner[k]] for k in small])]
         return groups + [(ks, torch.tensor(grays[i], dtype=torch.float32)[None, None]) for i, ks in big.items()]
 
+    def searched(self, gray: np.ndarray) -> bool:
+        """Whether the photo search runs on this image: a photo, and window sides configured."""
+        return bool(self.config.photo_tile_sides) and max(gray.shape) >= self.config.photo_min_side
+
     def photo_search(self, gray: np.ndarray) -> list[tuple[torch.Tensor, float]]:
         """Plates of any size in a photo. For each of photo_tile_sides (shares of the longer side)
         the photo is shrunk so that a square of that side becomes one input, and the localizer's
@@ -314,7 +318,7 @@ class PlateReader:
         """Plate corners (B, 4, 2) in scene pixels, plate-present probabilities and whether the
         plate was found in a tile: a pass on the whole scene, then `window_passes` on windows
         unwarped from the last quad (the plate large); where those find no plate, the same on the
-        most likely of a grid of tiles (`search_tiles`)."""
+        most likely of a grid of tiles (`search_tiles`), except in photos the photo search covers."""
         groups = groups or group_by_shape(grays)
         size, threshold = self.input_size, self.config.present_threshold
         inputs = torch.empty(len(grays), size, size, dtype=torch.uint8)
@@ -325,7 +329,8 @@ class PlateReader:
         corners, present = self.refine(groups, Localizer.corners(heatmaps, size) / scales.view(-1, 1, 1),
                                        present_logits)
         # Whether there is a plate is decided on the last window, where the candidate is large.
-        lost = [i for i, p in enumerate(present.tolist()) if p <= threshold]
+        # Photos the photo search covers skip the tiles: its largest windows do their work.
+        lost = [i for i, p in enumerate(present.tolist()) if p <= threshold and not self.searched(grays[i])]
         from_tiles = torch.zeros(len(grays), dtype=torch.bool)
         if lost:
             found, found_present = self.search_tiles([grays[i] for i in lost])
