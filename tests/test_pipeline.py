@@ -51,6 +51,11 @@ def test_quick_command_runs_every_stage(repo_copy):
     out = run(["platereader", "read", "scene.png"], repo_copy).stdout
     answer = json.loads(out)
     assert answer["file"] == "scene.png" and isinstance(answer["plates"], list)
+    # Other formats than the package's, e.g. for photos from Brazil: checked, one line if unknown.
+    out = run(["platereader", "read", "scene.png", "--formats", "swiss", "brazil"], repo_copy).stdout
+    assert json.loads(out)["file"] == "scene.png"
+    wrong = run(["platereader", "read", "scene.png", "--formats", "mars"], repo_copy, check=False)
+    assert wrong.returncode == 2 and "unknown plate formats ['mars']" in wrong.stderr
     metrics = json.loads((repo_copy / "out/evaluations/stack/metrics.json").read_text())
     assert not {k for k in metrics if "per_s" in k}, "speed belongs in speed.json, not the metrics"
     assert json.loads((repo_copy / "out/evaluations/stack/speed.json").read_text())["images_per_s"] > 0

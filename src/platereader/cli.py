@@ -1,12 +1,13 @@
 """The `platereader` command: what users run by hand.
 
     platereader read IMAGE [IMAGE ...] [--model out/mlem/plate_reader]   # one JSON line per image
+                     [--formats swiss brazil us eu]                      # formats to report
     platereader serve [--host 127.0.0.1] [--port 8080] [--model ...]     # HTTP server (MLEM FastAPI)
     platereader report [--base main] [--out report.md]                   # the pull-request report
     platereader matrix [--models SPEC ...] [--datasets SPEC ...]         # models x datasets table
 
 `read` and `serve` run the packaged reader (the save_stack stage's output), with the settings it
-was packaged with. The pipeline's stages are `python -m platereader.stages.<stage>` (dvc.yaml).
+was packaged with (`read --formats` replaces the formats it reports). The pipeline's stages are `python -m platereader.stages.<stage>` (dvc.yaml).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ BATCH = 32
 def read(argv: list[str]) -> None:
     """Print one JSON object per image: {"file": ..., "plates": [...]}. A missing or unreadable file
     gets a line on stderr, the others are still read, and the exit status is then 1."""
-    from platereader import packaging
+    from dataclasses import replace
+
+    from platereader import formats, packaging
     from platereader.images import load_image
     from platereader.reader import answer_json
 
@@ -31,8 +34,12 @@ def read(argv: list[str]) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, WebP, BMP, GIF or TIFF file")
     parser.add_argument("--model", default=packaging.DEFAULT_OUTPUT,
                         help="MLEM package written by the save_stack stage (default: %(default)s)")
+    parser.add_argument("--formats", nargs="+", metavar="FORMAT",
+                        help=f"plate formats to report, of {', '.join(formats.FORMATS)} (default: the package's)")
     args = parser.parse_args(argv)
     reader = packaging.load_reader(args.model)
+    if args.formats:
+        reader.config = replace(reader.config, formats=formats.check_names(args.formats, "--formats"))
     failed = 0
     pending: list[tuple[str, object]] = []
 
