@@ -291,8 +291,7 @@ class PlateReader:
         scene = torch.tensor(gray, dtype=torch.float32)[None, None]
         chosen, windows = set(), []  # (logit, left, top, side) in photo pixels
         for share in c.photo_tile_sides:
-            side = share * max(gray.shape)
-            shrunk, scale = shrink(scene, round(max(gray.shape) * size / side), size)
+            shrunk, scale = shrink(scene, round(size / share), size)  # a window of that share: one input
             logits = self._presence_map(shrunk[:, None].float(), size)[0]
             peaks = (logits == F.max_pool2d(logits[None], 3, 1, 1)[0]).nonzero().tolist()
             peaks = distinct([(float(logits[i, j]), 16 * j / scale, 16 * i / scale, size / scale) for i, j in peaks],
