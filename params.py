@@ -129,6 +129,11 @@ class ReaderParams:
     PHOTO_MIN_SIDE = 512
     PHOTO_TILE_SIDES = [0.7, 0.5, 0.3, 0.18, 0.11]
     PHOTO_CANDIDATES = 3
+    # Where the OCR's likeliest text fits no accepted format, or a later one in FORMATS than a text
+    # almost as likely (O read for 0, I for 1 where the format wants a digit), the text of the
+    # earliest format at most FORMAT_MARGIN (natural log) less likely is read (0 = likeliest only).
+    # e^5 ~ 150: about how many more texts of a length the US format allows than the Brazilian one.
+    FORMAT_MARGIN = 5.0
 
 
 class EvaluateParams:

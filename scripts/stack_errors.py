@@ -31,7 +31,7 @@ def texts_on_true_corners(reader: PlateReader, images: np.ndarray, corners: np.n
     texts = []
     for i in range(0, len(images), batch):
         crops = reader.crops(group_by_shape(list(images[i:i + batch])), torch.from_numpy(corners[i:i + batch]))
-        texts += [text for text, _ in reader.texts(crops)]
+        texts += [text for text, _ in reader.texts(crops, [True] * len(crops))]
     return texts
 
 

@@ -22,7 +22,8 @@ from platereader.geometry.frames import fit_square, frame_to_scene, shrink, squa
 from platereader.geometry.quads import is_convex
 from platereader.geometry.rectify import rectify
 from platereader.images import to_gray
-from platereader.nets.networks import Localizer, ctc_greedy_decode, fold_batchnorm, load_trained
+from platereader.decoding import read_texts
+from platereader.nets.networks import Localizer, fold_batchnorm, load_trained
 from platereader.nets.quantize import inference_copy
 
 
@@ -45,6 +46,7 @@ class ReaderConfig:
     photo_min_side: int
     photo_tile_sides: tuple[float, ...]
     photo_candidates: int
+    format_margin: float
 
     @classmethod
     def from_params(cls, p) -> "ReaderConfig":
@@ -59,6 +61,7 @@ class ReaderConfig:
         validate.integer(p, "MAX_PLATES", 1, 64)
         validate.integer(p, "PHOTO_MIN_SIDE", 1)
         validate.integer(p, "PHOTO_CANDIDATES", 1, 64)
+        validate.number(p, "FORMAT_MARGIN", 0, 20)
         sides = validate.get(p, "PHOTO_TILE_SIDES")
         if not isinstance(sides, (list, tuple)) or not all(
                 isinstance(s, (int, float)) and not isinstance(s, bool) and 0.02 <= s <= 1 for s in sides):
@@ -230,7 +233,7 @@ class PlateReader:
             present += [e[2] for e in extra]
             found_in += [e[3] for e in extra]
             groups = self.groups_for(grays, owner)
-        texts = self.texts(self.crops(groups, corners))
+        texts = self.texts(self.crops(groups, corners), [p > c.present_threshold for p in present])
         unsure = [k for k, (text, conf) in enumerate(texts) if present[k] > c.present_threshold
                   and (conf < c.reread_below or formats.match(text, c.formats) is None)]
         if unsure:
@@ -422,13 +425,15 @@ class PlateReader:
         shifts = self.config.reread_shifts
         # Shift-major, in one resampling: reading k of candidate j is at k * len(unsure) + j.
         groups = self.groups_for(grays, [owner[i] for _ in shifts for i in unsure])
-        again = self.texts(self.crops(groups, shifted_quads(corners[unsure], shifts).flatten(0, 1)))
+        crops = self.crops(groups, shifted_quads(corners[unsure], shifts).flatten(0, 1))
+        again = self.texts(crops, [True] * len(crops))
         texts = list(texts)
         for j, i in enumerate(unsure):
             texts[i] = best_reading([texts[i]] + again[j::len(unsure)], self.config.formats)
         return texts
 
     @torch.inference_mode()
-    def texts(self, crops: torch.Tensor) -> list[tuple[str, float]]:
-        """The OCR's (text, confidence) for each rectified crop, before the format check."""
-        return ctc_greedy_decode(self._read_text(crops))
+    def texts(self, crops: torch.Tensor, fit: list[bool]) -> list[tuple[str, float]]:
+        """The OCR's (text, confidence) for each rectified crop, before the format check; where
+        `fit` is true, a likely text that fits an accepted format (`decoding.read_texts`)."""
+        return read_texts(self._read_text(crops), self.config.formats, self.config.format_margin, fit)
