@@ -344,3 +344,15 @@ def test_homography_helpers():
     dst = np.array([[10, 12], [200, 20], [190, 80], [5, 70]], np.float64)
     h = scenes.quad_homography(src, dst)
     np.testing.assert_allclose(scenes.apply_h(h, src), dst, atol=1e-9)
+
+
+def test_packaged_fonts_draw_every_character_of_foreign_plates_only():
+    """The font packages (pyproject.toml) are installed and draw every character; Swiss plates and
+    distractor text draw from the base fonts alone, so Swiss scenes did not change with them."""
+    assert fonts.training_fonts()[:fonts.num_fonts()] == fonts.base_fonts()
+    assert fonts.num_format_fonts() == len(fonts.base_fonts()) + len(fonts.PACKAGE_FONT_FILES)
+    for index in range(fonts.num_fonts(), fonts.num_format_fonts()):
+        assert os.path.exists(fonts.font_names()[index])
+        glyphs = fonts.glyph_set(index, 30)
+        assert all(g.mask.max() > 0 and g.mask.shape[0] >= 20 for g in glyphs.values())
+        assert len({g.mask.tobytes() for g in glyphs.values()}) == len(glyphs)  # no blank boxes or repeats

@@ -1,7 +1,9 @@
 """Fonts from installed packages and a per-process cache of pre-rendered glyph bitmaps.
 
-Fonts: Pillow's own FreeType default (`ImageFont.load_default(size)`) and TrueType files shipped
-with matplotlib (DejaVu, STIX, Computer Modern). Nothing is downloaded. A glyph is rendered once per
+Fonts: Pillow's own FreeType default (`ImageFont.load_default(size)`), TrueType files shipped
+with matplotlib (DejaVu, STIX, Computer Modern) and, for the plates of other formats than Swiss,
+the sans-serif faces of a few font packages (OFL, installed from PyPI with the project: plain
+'1's, narrow digits, the grotesques most plates are printed in). Nothing is downloaded at run time. A glyph is rendered once per
 (font, char, weight) at a large size, scaled once to each cap height and kept as a uint8 ink mask
 (0 = paper, 255 = ink), so a scene only pastes small cached arrays. The caches are keyed by every
 argument that shapes the glyph, so they never change what is drawn, only how fast.
@@ -9,6 +11,7 @@ argument that shapes the glyph, so they never change what is drawn, only how fas
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from platereader.errors import UserError
 from platereader.formats import ALPHABET
 
 # Candidate files in matplotlib/mpl-data/fonts/ttf (missing ones are skipped; the order is fixed
@@ -32,6 +36,28 @@ MPL_FONT_FILES = [
     "DejaVuSerif-Bold.ttf",
 ]
 DEFAULT_FONT = "pillow-default"
+# Packaged faces, (module, file in its files/ folder), after the ones above. Swiss plates and
+# distractor text draw only from the fonts above (`num_fonts`), other formats from all
+# (`num_format_fonts`): Swiss scenes stayed byte for byte what they were when these came.
+PACKAGE_FONT_FILES = [
+    ("font_fjallaone", "FjallaOne-Regular.ttf"),
+    ("font_roboto", "Roboto-Regular.ttf"),
+    ("font_roboto", "Roboto-Medium.ttf"),
+    ("font_roboto", "Roboto-Bold.ttf"),
+    ("font_source_sans_pro", "SourceSansPro-Semibold.ttf"),
+    ("font_manrope", "Manrope-SemiBold.ttf"),
+    ("font_rhd", "RedHatDisplay-Medium.ttf"),
+    ("font_lato", "Lato-Bold.ttf"),
+    ("font_hanken_grotesk", "HankenGrotesk-Medium.otf"),
+    ("font_roboto", "Roboto-Black.ttf"),
+    ("font_source_sans_pro", "SourceSansPro-Regular.ttf"),
+    ("font_source_sans_pro", "SourceSansPro-Black.ttf"),
+    ("font_manrope", "Manrope-ExtraBold.ttf"),
+    ("font_rhd", "RedHatDisplay-Black.ttf"),
+    ("font_lato", "Lato-Regular.ttf"),
+    ("font_lato", "Lato-Black.ttf"),
+    ("font_hanken_grotesk", "HankenGrotesk-Bold.otf"),
+]
 
 
 @dataclass(frozen=True)
@@ -53,14 +79,31 @@ def mpl_font_dir() -> str | None:
     return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf")
 
 
+def package_font(module: str, name: str) -> str:
+    """The path of a font file shipped in an installed package's files/ folder."""
+    try:
+        package = importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"the font package {module} is not installed: pip install -e . installs "
+                        f"it (pyproject.toml lists it)") from None
+    return os.path.join(os.path.dirname(package.__file__), "files", name)
+
+
 @lru_cache(maxsize=1)
-def training_fonts() -> tuple[str, ...]:
-    """The fonts the pipeline draws plates in, in a fixed order (the generator draws an index)."""
+def base_fonts() -> tuple[str, ...]:
+    """Pillow's and matplotlib's fonts: what Swiss plates and distractor text are drawn in."""
     names = [DEFAULT_FONT]
     folder = mpl_font_dir()
     if folder:
         names += [os.path.join(folder, f) for f in MPL_FONT_FILES if os.path.exists(os.path.join(folder, f))]
     return tuple(names)
+
+
+@lru_cache(maxsize=1)
+def training_fonts() -> tuple[str, ...]:
+    """The fonts the pipeline draws plates in, in a fixed order (the generator draws an index):
+    `base_fonts`, then the packaged ones."""
+    return base_fonts() + tuple(package_font(m, f) for m, f in PACKAGE_FONT_FILES)
 
 
 _chosen_fonts: tuple[str, ...] | None = None
@@ -81,6 +124,12 @@ def use_fonts(names: tuple[str, ...] | None) -> None:
 
 
 def num_fonts() -> int:
+    """How many fonts Swiss plates and distractors draw from: the first of `font_names()`."""
+    return len(_chosen_fonts or base_fonts())
+
+
+def num_format_fonts() -> int:
+    """How many fonts the plates of other formats draw from: all of `font_names()`."""
     return len(font_names())
 
 

@@ -11,7 +11,8 @@ its text templates, paper and ink colours, the caps and zones of its lines, its 
 draws every random choice of one plate into a `FormatStyle`; `render_style` draws it. Colours are
 written as the real RGB and converted to the gray the scenes are made of (Pillow's "L" weights), so
 a blue band is dark and a yellow plate light gray. Text separators (space, dash, dot, the German
-plates' round seals) are drawn but are not part of the text: `style.text` is what the OCR reads.
+plates' round seals, a US state's emblem) are drawn but are not part of the text: `style.text` is
+what the OCR reads.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from platereader import formats
 from platereader.synth import fonts, plates
 
 DEFAULT_FORMATS = {"swiss": 1}
-SEPARATORS = ("", " ", "-", "·", "seal")  # what may be printed between a text's groups
+SEPARATORS = ("", " ", "-", "·", "seal", "emblem")  # what may be printed between a text's groups
 
 
 def gray(rgb: tuple[int, int, int]) -> int:
@@ -121,9 +122,9 @@ LAYOUTS: dict[str, tuple[Layout, ...]] = {
     ),
     "us": (
         Layout("us", "standard", 1.0, (12 * 25.4, 6 * 25.4),
-               templates=(Template("LLL DDDD", ("-", " ", "", "·"), 3), Template("DLLL DDD", ("",), 2),
-                          Template("LLL DDD", (" ", "-", ""), 2), Template("DDD LLL", (" ", "-", ""), 1),
-                          Template("LL DDDDD", ("", " "), 1), Template("DDD DDD", (" ", "-"), 0.5),
+               templates=(Template("LLL DDDD", ("-", " ", "", "·", "emblem"), 3), Template("DLLL DDD", ("",), 2),
+                          Template("LLL DDD", (" ", "-", "", "emblem"), 2), Template("DDD LLL", (" ", "-", "", "emblem"), 1),
+                          Template("LL DDDDD", ("", " "), 1), Template("DDD DDD", (" ", "-", "emblem"), 0.5),
                           Template("DL DDDD", ("", " "), 0.5), Template("AAaaaaaa", ("",), 1)),
                papers=US_PAPERS, inks=US_INKS,
                caps=(0.44, 0.5), box=(0.05, 0.95, 0.24, 0.84),
@@ -280,7 +281,7 @@ def draw_style(rng: np.random.Generator, name: str) -> FormatStyle:
     paper2 = max(0, paper - 15 - int(35 * u[16])) if art == 3 else paper
     return FormatStyle(
         format=name, variant=layout.variant, text=text, tokens=tuple(tokens), aspect=layout.aspect,
-        font=int(rng.integers(fonts.num_fonts())), stroke=int(u[17] < 0.3),
+        font=int(rng.integers(fonts.num_format_fonts())), stroke=int(u[17] < 0.3),
         cap=layout.caps[int(u[18] * len(layout.caps))], condense=0.75 + 0.25 * float(u[19]),
         gap=0.05 + 0.12 * float(u[20]), shift=0.04 * (float(u[21]) - 0.5),
         paper=paper, paper2=paper2, ink=ink,
@@ -341,6 +342,19 @@ def _seal(cap: int) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=256)
+def _emblem(cap: int) -> np.ndarray:
+    """A state's outline or a logo between a US plate's groups, as a solid oval lighter than the
+    ink: a mask of cap rows."""
+    w, h = max(2, round(0.6 * cap)), max(2, round(0.8 * cap))
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    oval = (((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2 <= 1).astype(np.uint8) * np.uint8(170)
+    out = np.zeros((cap, w), np.uint8)
+    top = (cap - h) // 2
+    out[top:top + h] = oval[:cap - top]
+    return out
+
+
 def _pieces(tokens, font: int, cap: int, stroke: int) -> list[tuple[np.ndarray, int]]:
     """Ink masks of a printed line and the rows of their tops below the cap line."""
     out = []
@@ -357,6 +371,8 @@ def _pieces(tokens, font: int, cap: int, stroke: int) -> list[tuple[np.ndarray, 
             out.append((_disc(d), round(cap / 2 - d / 2)))
         elif tok == "seal":
             out.append((_seal(cap), 0))
+        elif tok == "emblem":
+            out.append((_emblem(cap), 0))
         else:
             out.extend((g.mask, g.top) for g in (fonts.glyph(font, cap, c, stroke) for c in tok))
     return out
