@@ -51,6 +51,10 @@ class PrepareLocalizeParams:
     WINDOW_SHIFT = [0.08, 0.4]
     WINDOW_SCALE = 0.15  # its size, +- share
     WINDOW_CORNER_NOISE = [0.04, 0.2]
+    # Plate format weights that replace GeneratorParams.FORMATS for the localizer's scenes only,
+    # merged like PrepareOCRParams.FORMATS ({} keeps the generator's): the localizer finds plates
+    # of every format the reader may accept, and fits their quads better (docs/history.md).
+    FORMATS = {"swiss": 3, "brazil": 1, "us": 1, "eu": 1}
 
 
 class PrepareOCRParams:

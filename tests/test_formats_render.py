@@ -252,3 +252,23 @@ def test_prepare_ocr_formats_override(monkeypatch):
         with pytest.raises(UserError, match=r"^params.py:PrepareOCRParams.FORMATS") as info:
             prepare_ocr.validate_params()
         assert hint in str(info.value)
+
+
+# --- prepare_localize: PrepareLocalizeParams.FORMATS -----------------------------------------------
+
+def test_prepare_localize_formats_override(monkeypatch):
+    """The localizer may learn plates of other formats while the stack set stays Swiss."""
+    from platereader.stages import prepare_localize
+
+    p = params.PrepareLocalizeParams
+    monkeypatch.setattr(p, "FORMATS", {"swiss": 0, "brazil": 1, "us": 1, "eu": 1})
+    prepare_localize.validate_params()
+    chunk = prepare_localize.make_chunk(0, 6, base_seed=1, stage_seed=2, gen=G, scene_size=128, p=p)
+    monkeypatch.setattr(p, "FORMATS", {})
+    swiss = prepare_localize.make_chunk(0, 6, base_seed=1, stage_seed=2, gen=G, scene_size=128, p=p)
+    assert chunk["images"].shape == swiss["images"].shape and chunk["images"].tobytes() != swiss["images"].tobytes()
+    for bad, hint in (({"uk": 1}, "unknown format 'uk'"), ({"swiss": 0}, "weight 0")):
+        monkeypatch.setattr(p, "FORMATS", bad)
+        with pytest.raises(UserError, match=r"^params.py:PrepareLocalizeParams.FORMATS") as info:
+            prepare_localize.validate_params()
+        assert hint in str(info.value) and "\n" not in str(info.value)

@@ -19,7 +19,8 @@ from platereader.datasets import build, item_rng, split_sizes, write_splits
 from platereader.errors import run_main
 from platereader.geometry.frames import fit_square, scene_to_frame, whole_scene_frames, window_inputs
 from platereader.plots import GREEN, log_images, overlay
-from platereader.synth.scenes import make_scene, perturb_quad, validate_scene_params
+from platereader.synth.scenes import (make_scene, perturb_quad, validate_scene_params, validate_stage_formats,
+                                      with_formats)
 
 OUT_DIR = "data/prepared/localize"
 PLOTS_DIR = "out/prepared/localize"
@@ -37,6 +38,7 @@ def validate_params() -> None:
     validate.pair(p, "WINDOW_SHIFT", 0, 1)
     validate.number(p, "WINDOW_SCALE", 0, 0.9)
     validate.pair(p, "WINDOW_CORNER_NOISE", 0, 1)
+    validate_stage_formats(params.GeneratorParams, p)
 
 
 def random_quad(rng: np.random.Generator, scene_size: int) -> np.ndarray:
@@ -50,8 +52,9 @@ def random_quad(rng: np.random.Generator, scene_size: int) -> np.ndarray:
 def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scene_size: int,
                p) -> dict[str, np.ndarray]:
     """Scenes [start, stop) as first-pass inputs and windows, with labels; `p` the
-    PrepareLocalizeParams (input size and the window's margin and errors)."""
+    PrepareLocalizeParams (input size, the window's margin and errors, the plate formats)."""
     input_size, margin = p.INPUT_SIZE, tuple(p.WINDOW_MARGIN)
+    gen = with_formats(gen, p.FORMATS)  # here, not in the caller: the worker processes get picklable params
     scenes, frames = [], []
     for index in range(start, stop):
         rng = item_rng(base_seed, stage_seed, index)

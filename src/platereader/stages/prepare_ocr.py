@@ -17,9 +17,9 @@ from platereader.datasets import build, item_rng, split_sizes, write_splits
 from platereader.errors import UserError, run_main
 from platereader.geometry.rectify import rectify, to_uint8
 from platereader.plots import log_images, overlay
-from platereader.synth.scenes import (make_scene, perturb_quad, text_length, validate_augmentations, validate_formats,
-                                      validate_generator_params, validate_scene_params, with_augmentations,
-                                      with_formats)
+from platereader.synth.scenes import (make_scene, perturb_quad, text_length, validate_augmentations,
+                                      validate_generator_params, validate_scene_params, validate_stage_formats,
+                                      with_augmentations, with_formats)
 from platereader.synth.sets import text_dtype
 
 OUT_DIR = "data/prepared/ocr"
@@ -40,11 +40,8 @@ def validate_params() -> None:
     if p.CROP_HEIGHT % 8:
         raise UserError(f"params.py:PrepareOCRParams.CROP_HEIGHT = {p.CROP_HEIGHT}: expected a multiple of 8")
     validate_augmentations(p, allow_all_zero=True)
-    validate_formats(p, allow_all_zero=True)
+    validate_stage_formats(params.GeneratorParams, p)
     gen = ocr_generator(params.GeneratorParams, p.AUGMENTATIONS, p.FORMATS)
-    if not any(weight > 0 for weight in gen.FORMATS.values()):
-        raise UserError(f"params.py:PrepareOCRParams.FORMATS = {p.FORMATS!r} gives every format of "
-                        "GeneratorParams.FORMATS weight 0: leave one above 0")
     validate_generator_params(gen)
     validate.integer(p, "CROP_WIDTH", 8 * text_length(gen), 1024)  # CTC needs ~2 steps per char
     if p.CROP_WIDTH % 4:

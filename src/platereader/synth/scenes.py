@@ -223,6 +223,15 @@ def with_formats(gen, weights: dict):
     return type(gen.__name__, (gen,), {"FORMATS": {**gen.FORMATS, **weights}}) if weights else gen
 
 
+def validate_stage_formats(gen, cls) -> None:
+    """A stage's FORMATS (`cls.FORMATS`, replacements for some of `gen`'s, see `with_formats`):
+    valid weights that leave some format above 0."""
+    validate_formats(cls, allow_all_zero=True)
+    if not any(weight > 0 for weight in with_formats(gen, cls.FORMATS).FORMATS.values()):
+        validate.fail(cls, "FORMATS", f"= {cls.FORMATS!r} gives every format of GeneratorParams.FORMATS "
+                                      "weight 0: leave one above 0")
+
+
 def text_length(gen) -> int:
     """The longest text `gen`'s plates may have: the width of its scenes' text arrays."""
     return formats.max_length(plate_formats.format_names(gen))
