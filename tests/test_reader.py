@@ -102,6 +102,13 @@ def test_bad_reader_params_fail_with_one_line():
         assert hint in str(info.value) and "\n" not in str(info.value)
 
 
+def test_settings_saved_before_format_fitting_read_as_they_did():
+    """A MLEM package's reader settings from before FORMAT_MARGIN existed load without it: margin 0."""
+    saved = CONFIG.to_dict()
+    del saved["format_margin"]
+    assert ReaderConfig.from_dict(saved) == replace(CONFIG, format_margin=0.0)
+
+
 @pytest.mark.parametrize("reread_below, calls", [(0.0, 1), (1.0, 2)])
 def test_reread_below_is_per_reader(reread_below, calls):
     ocr = FixedReading("ZH123", 0.96)  # a valid plate at confidence 0.27

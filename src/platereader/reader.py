@@ -78,6 +78,7 @@ class ReaderConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "ReaderConfig":
         values = dict(values)
+        values.setdefault("format_margin", 0.0)  # packages saved before it existed read as they did
         values["formats"] = formats.check_names(values["formats"], "ReaderParams.FORMATS")
         values["reread_shifts"] = tuple((float(dx), float(dy)) for dx, dy in values["reread_shifts"])
         values["photo_tile_sides"] = tuple(float(s) for s in values["photo_tile_sides"])
