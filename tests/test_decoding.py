@@ -32,9 +32,9 @@ BRAZIL_READ_O = [{"A": 0.99}, {"B": 0.99}, {"C": 0.99}, {"O": 0.6, "0": 0.35}, {
 def test_the_format_turns_a_confusable_character_into_the_one_it_allows():
     logits = logits_of(BRAZIL_READ_O)
     assert ctc_greedy_decode(logits)[0][0] == "ABCO234"
-    text, drop = fit_format(logits[:, 0].softmax(-1), ["brazil"], margin=5.0)
+    text, drop = fit_format(logits[:, 0].softmax(-1).numpy(), ["brazil"], margin=5.0)
     assert text == "ABC0234" and drop == pytest.approx(math.log(0.35 / 0.6), abs=1e-4)
-    assert fit_format(logits[:, 0].softmax(-1), ["brazil"], margin=0.3) is None  # 0 is too unlikely
+    assert fit_format(logits[:, 0].softmax(-1).numpy(), ["brazil"], margin=0.3) is None  # 0 is too unlikely
 
 
 def test_an_earlier_format_wins_over_a_likelier_text_of_a_later_one():
@@ -54,8 +54,8 @@ def test_a_text_that_fits_the_first_format_is_read_as_it_is():
 def test_no_text_is_made_up_where_nothing_likely_fits():
     # A digit where Brazil wants a letter, with no likely letter: no plate, as the best path says.
     logits = logits_of([{"A": 0.99}, {"B": 0.99}, {"7": 0.99}, {"1": 0.99}, {"2": 0.99}, {"3": 0.99}, {"4": 0.99}])
-    assert fit_format(logits[:, 0].softmax(-1), ["brazil"], margin=5.0) is None
+    assert fit_format(logits[:, 0].softmax(-1).numpy(), ["brazil"], margin=5.0) is None
     assert read_texts(logits, ["brazil"], 5.0, [True])[0][0] == "AB71234"
     # Characters are replaced, never added or dropped: six characters never fit ABC 1234.
     short = logits_of(BRAZIL_READ_O[:6])
-    assert fit_format(short[:, 0].softmax(-1), ["brazil"], margin=20.0) is None
+    assert fit_format(short[:, 0].softmax(-1).numpy(), ["brazil"], margin=20.0) is None

@@ -11,49 +11,49 @@ likeliest down to `margin` (natural log) under the best path.
 from __future__ import annotations
 
 import heapq
-import math
+from functools import lru_cache
+from re import _parser as sre_parse  # a pattern's text lengths, from the pattern itself
 
+import numpy as np
 import torch
 
 from platereader import formats
 from platereader.nets.networks import BLANK, ctc_greedy_decode
 
 ALTERNATIVES = 4  # classes tried per character of the best path
-MAX_TEXTS = 64  # texts tried per crop at most
+MAX_TEXTS = 16  # texts tried per crop at most: the time of a garbage crop stays small
 
 
-def character_options(prob: torch.Tensor) -> list[tuple[list[float], list[str]]]:
-    """Per character of the best path of one crop's (T, C) class probabilities: the log
-    probabilities and characters of its ALTERNATIVES likeliest classes (blank excluded), each
-    class scored by its highest probability over the character's time steps; the best path's
-    own character first."""
-    best = prob.argmax(-1).tolist()
-    spans: list[list[int]] = []
-    previous = BLANK
-    for t, k in enumerate(best):
-        if k != BLANK:
-            if k == previous:
-                spans[-1][1] = t + 1
-            else:
-                spans.append([t, t + 1, k])
-        previous = k
+def character_options(prob: np.ndarray, margin: float) -> list[tuple[list[float], str]]:
+    """Per character of the best path of one crop's (T, C) class probabilities: how much less
+    likely (natural log, the first 0) each of its likeliest classes is, and those characters; a
+    class is scored by its highest probability over the character's time steps, the best path's
+    own character comes first, and at most ALTERNATIVES classes within `margin` are kept."""
+    best = prob.argmax(1)
+    starts = np.flatnonzero((best != BLANK) & np.concatenate(([True], best[1:] != best[:-1])))
     options = []
-    for start, end, k in spans:
-        scores = prob[start:end].max(0).values.clone()
-        scores[BLANK] = 0.0
-        scores[k] = scores.max() + 1.0  # the best path's own character first, whatever the ties
-        classes = scores.topk(ALTERNATIVES).indices.tolist()
-        peak = prob[start:end].max(0).values
-        options.append(([math.log(max(float(peak[c]), 1e-12)) for c in classes],
-                        [formats.ALPHABET[c - 1] for c in classes]))
+    for start in starts.tolist():
+        k, end = best[start], start + 1
+        while end < len(best) and best[end] == k:
+            end += 1
+        peak = prob[start:end].max(0)
+        peak[BLANK] = 0.0
+        others = [c for c in np.argsort(-peak, kind="stable")[:ALTERNATIVES].tolist() if c != k]
+        classes = [int(k)] + others[:ALTERNATIVES - 1]
+        drops = np.log(peak[k]) - np.log(np.maximum(peak[classes], 1e-12))
+        keep = int(np.searchsorted(drops, margin, side="right"))  # drops grow along `classes`
+        options.append((drops[:keep].tolist(), "".join(formats.ALPHABET[c - 1] for c in classes[:keep])))
     return options
 
 
-def fit_format(prob: torch.Tensor, accepted, margin: float) -> tuple[str, float] | None:
+def fit_format(prob: np.ndarray, accepted, margin: float) -> tuple[str, float] | None:
     """The text of one crop's (T, C) class probabilities that fits the first of the formats
     `accepted` any of its likely texts fit (see the module), and its log probability relative to
     the best path's (<= 0); None when none within `margin` fits."""
-    options = character_options(prob)
+    options = character_options(prob, margin)
+    if not any(_length_fits(name, len(options)) for name in accepted):
+        return None  # characters are never added or dropped
+    parsers = [formats.FORMATS[name].parse for name in accepted]
     start = (0,) * len(options)
     heap, seen = [(0.0, start)], {start}
     found: dict[int, tuple[str, float]] = {}  # format position in `accepted` -> first text fitting it
@@ -63,20 +63,30 @@ def fit_format(prob: torch.Tensor, accepted, margin: float) -> tuple[str, float]
         if drop > margin:
             break
         tried += 1
-        text = "".join(options[i][1][j] for i, j in enumerate(choice))
-        for position, name in enumerate(accepted):
-            if position not in found and formats.FORMATS[name].parse(text) is not None:
+        text = "".join(chars[j] for (_, chars), j in zip(options, choice))
+        for position, parse in enumerate(parsers):
+            if position not in found and parse(text) is not None:
                 found[position] = (text, -drop)
         if 0 in found:
             break
         for i, j in enumerate(choice):
-            if j + 1 < len(options[i][0]):
+            drops = options[i][0]
+            if j + 1 < len(drops):
                 nxt = choice[:i] + (j + 1,) + choice[i + 1:]
                 if nxt not in seen:
                     seen.add(nxt)
-                    cost = sum(options[k][0][0] - options[k][0][c] for k, c in enumerate(nxt))
-                    heapq.heappush(heap, (cost, nxt))
+                    heapq.heappush(heap, (drop + drops[j + 1] - drops[j], nxt))
     return found[min(found)] if found else None
+
+
+@lru_cache(maxsize=None)
+def _lengths(name: str) -> tuple[int, int]:
+    return sre_parse.parse(formats.FORMATS[name].pattern).getwidth()
+
+
+def _length_fits(name: str, length: int) -> bool:
+    low, high = _lengths(name)
+    return low <= length <= high
 
 
 def read_texts(logits: torch.Tensor, accepted, margin: float, fit: list[bool]) -> list[tuple[str, float]]:
@@ -88,7 +98,7 @@ def read_texts(logits: torch.Tensor, accepted, margin: float, fit: list[bool]) -
     texts = ctc_greedy_decode(logits)
     if margin <= 0 or not any(fit):
         return texts
-    prob = logits.float().softmax(-1)
+    prob = logits.float().softmax(-1).numpy()
     for b, (text, conf) in enumerate(texts):
         if fit[b] and formats.FORMATS[accepted[0]].parse(text) is None:
             fitted = fit_format(prob[:, b], accepted, margin)
