@@ -31,6 +31,8 @@ def test_swiss_fields_and_the_derived_lengths():
     fmt, fields = formats.match("ZH123456", ["swiss"])
     assert fields == {"canton": "ZH", "number": "123456"}
     assert formats.SWISS.max_length == 2 + formats.SWISS_MAX_DIGITS
+    assert formats.SWISS.lengths == (3, 2 + formats.SWISS_MAX_DIGITS)
+    assert formats.BRAZIL.lengths == (7, 7) and formats.US.lengths == (2, 8)
     assert formats.max_length(["swiss", "eu"]) == 9
 
 

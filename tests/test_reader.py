@@ -64,14 +64,15 @@ def reader_with(ocr: FixedReading, config: ReaderConfig = CONFIG) -> PlateReader
 
 @pytest.mark.parametrize("p, plate, rereads", [
     (0.999, "ZH 123", False),  # sure (0.97): reported, read once
-    (0.96, "ZH 123", True),    # unsure (0.27 < REREAD_BELOW): read again from shifted quads, kept
+    (0.96, "ZH 123", True),    # unsure (0.27 < reread_below): read again from shifted quads, kept
     (0.85, None, True),        # valid text but confidence 0.0055 < MIN_CONFIDENCE: no plate
 ])
 def test_unsure_readings_are_read_again_and_faint_ones_not_reported(p, plate, rereads):
     ocr = FixedReading("ZH123", p)
     conf = p ** 32
-    assert (conf < CONFIG.reread_below) == rereads and (conf < CONFIG.min_confidence) == (plate is None)
-    reader = reader_with(ocr)
+    config = replace(CONFIG, reread_below=0.5)
+    assert (conf < config.reread_below) == rereads and (conf < config.min_confidence) == (plate is None)
+    reader = reader_with(ocr, config)
     plates = reader.read([np.full((60, 200), 128, np.uint8)])[0]
     assert ocr.calls == (2 if rereads else 1)
     if plate is None:

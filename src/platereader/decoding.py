@@ -1,6 +1,6 @@
 """Plate texts from the OCR's output that fit the accepted formats.
 
-The OCR's likeliest text (its best path, `ctc_greedy_decode`) often misses a format by a character
+The OCR's likeliest text (its best path, `ctc_best_path`) often misses a format by a character
 that looks like another one, where the format allows only the other: O for 0, I for 1, B for 8 in
 the digits of a Brazilian plate. `fit_format` looks, among the texts the OCR finds almost as
 likely, for one that fits: each character of the best path may be replaced by its next likeliest
@@ -11,14 +11,11 @@ likeliest down to `margin` (natural log) under the best path.
 from __future__ import annotations
 
 import heapq
-from functools import lru_cache
-from re import _parser as sre_parse  # a pattern's text lengths, from the pattern itself
-
 import numpy as np
 import torch
 
 from platereader import formats
-from platereader.nets.networks import BLANK, ctc_greedy_decode
+from platereader.nets.networks import BLANK, ctc_best_path
 
 ALTERNATIVES = 4  # classes tried per character of the best path
 MAX_TEXTS = 16  # texts tried per crop at most: the time of a garbage crop stays small
@@ -79,13 +76,8 @@ def fit_format(prob: np.ndarray, accepted, margin: float) -> tuple[str, float] |
     return found[min(found)] if found else None
 
 
-@lru_cache(maxsize=None)
-def _lengths(name: str) -> tuple[int, int]:
-    return sre_parse.parse(formats.FORMATS[name].pattern).getwidth()
-
-
 def _length_fits(name: str, length: int) -> bool:
-    low, high = _lengths(name)
+    low, high = formats.FORMATS[name].lengths
     return low <= length <= high
 
 
@@ -95,10 +87,11 @@ def read_texts(logits: torch.Tensor, accepted, margin: float, fit: list[bool]) -
     best path fits none), that text. The confidence stays the best path's: how surely the OCR
     saw the characters, which the format only tells apart (scaled down by the drop, fitted
     readings of real plates fell under the reporting floors; docs/history.md)."""
-    texts = ctc_greedy_decode(logits)
+    prob = logits.float().softmax(-1)
+    texts = ctc_best_path(prob)
     if margin <= 0 or not any(fit):
         return texts
-    prob = logits.float().softmax(-1).numpy()
+    prob = prob.numpy()
     for b, (text, conf) in enumerate(texts):
         if fit[b] and formats.FORMATS[accepted[0]].parse(text) is None:
             fitted = fit_format(prob[:, b], accepted, margin)

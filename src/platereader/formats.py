@@ -38,8 +38,13 @@ class PlateFormat:
         return re.compile(self.pattern)
 
     @cached_property
+    def lengths(self) -> tuple[int, int]:
+        """The shortest and longest text the pattern allows."""
+        return sre_parse.parse(self.pattern).getwidth()
+
+    @property
     def max_length(self) -> int:
-        return sre_parse.parse(self.pattern).getwidth()[1]
+        return self.lengths[1]
 
     def parse(self, text: str) -> dict[str, str] | None:
         """The fields of `text` if it is a plate of this format, else None."""

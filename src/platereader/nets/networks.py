@@ -144,12 +144,16 @@ _CHAR_BYTES = np.frombuffer(b"\0" + ALPHABET.encode(), dtype=np.uint8)  # class 
 
 
 def ctc_greedy_decode(logits: torch.Tensor) -> list[tuple[str, float]]:
-    """Best path decoding: (T, B, C) logits -> [(text, confidence)] per sample.
+    """Best path decoding: (T, B, C) logits -> [(text, confidence)] per sample."""
+    return ctc_best_path(logits.float().softmax(-1))
+
+
+def ctc_best_path(prob: torch.Tensor) -> list[tuple[str, float]]:
+    """Best path decoding of (T, B, C) class probabilities -> [(text, confidence)] per sample.
 
     Confidence is the product over time steps of the best class probability, i.e. the
     probability of the decoded path; it is low when any column is ambiguous.
     """
-    prob = logits.float().softmax(-1)
     best_p, best = prob.max(-1)  # (T, B)
     conf = best_p.clamp_min(1e-12).log().sum(0).exp().tolist()
     # Collapse repeats, drop blanks: a class is kept where it differs from the step before. Done on

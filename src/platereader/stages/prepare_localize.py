@@ -2,7 +2,8 @@
 
 Each scene gives two samples: the whole scene shrunk to INPUT_SIZE (the first pass) and a window
 unwarped from its plate's quad moved about as the first pass errs (WINDOW_SHIFT, WINDOW_SCALE,
-WINDOW_CORNER_NOISE), widened by WINDOW_MARGIN (the later passes; platereader/geometry/frames.py). A scene without a plate gives a window on a random plate-shaped quad.
+WINDOW_CORNER_NOISE), widened by WINDOW_MARGIN (the later passes; platereader/geometry/frames.py).
+A scene without a plate gives a window on a random plate-shaped quad.
 Writes data/prepared/localize/{train,val}/{images,corners,present,zoomed,frames}.npy and meta.json
 (`frames`: the scene quad each input shows, to map corners back to scene pixels); sample images
 with their true quads under out/prepared/localize/plots/images/.
@@ -60,8 +61,8 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
         rng = item_rng(base_seed, stage_seed, index)
         scene = make_scene(rng, gen, scene_size)
         scenes.append(scene)
-        frames.append(perturb_quad(scene.corners, rng, p.WINDOW_SHIFT, p.WINDOW_SCALE, p.WINDOW_CORNER_NOISE) if scene.present
-                      else random_quad(rng, scene_size))
+        frames.append(perturb_quad(scene.corners, rng, p.WINDOW_SHIFT, p.WINDOW_SCALE, p.WINDOW_CORNER_NOISE)
+                      if scene.present else random_quad(rng, scene_size))
     # float64 resampling: pixel flips between runs become rare (see `rectify`).
     images = torch.from_numpy(np.stack([s.image for s in scenes])).unsqueeze(1)
     small, scale = fit_square(images, input_size, torch.float64)

@@ -3,9 +3,10 @@
 Fonts: Pillow's own FreeType default (`ImageFont.load_default(size)`), TrueType files shipped
 with matplotlib (DejaVu, STIX, Computer Modern) and, for the plates of other formats than Swiss,
 the sans-serif faces of a few font packages (OFL, installed from PyPI with the project: plain
-'1's, narrow digits, the grotesques most plates are printed in). Nothing is downloaded at run time. A glyph is rendered once per
-(font, char, weight) at a large size, scaled once to each cap height and kept as a uint8 ink mask
-(0 = paper, 255 = ink), so a scene only pastes small cached arrays. The caches are keyed by every
+'1's, narrow digits, the grotesques most plates are printed in). Nothing is downloaded at run
+time. A glyph is rendered once per (font, char, weight) at a large size, scaled once to each cap
+height and kept as a uint8 ink mask (0 = paper, 255 = ink), so a scene only pastes small cached
+arrays. The caches are keyed by every
 argument that shapes the glyph, so they never change what is drawn, only how fast.
 """
 
