@@ -147,6 +147,17 @@ def best_reading(readings: list[tuple[str, float]], accepted) -> tuple[str, floa
     return text, best[text]
 
 
+# A plate read from any angle it can be read at keeps its opposite sides within this ratio: a quad
+# whose sides differ more spans a plate and something else (a tail light, the plate's small print).
+MAX_SIDE_RATIO = 3.0
+
+
+def side_ratio(quad: torch.Tensor) -> float:
+    """The larger ratio of a quad's (4, 2) opposite sides: top to bottom, left to right (>= 1)."""
+    top, right, bottom, left = (quad.roll(-1, 0) - quad).norm(dim=1).tolist()
+    return max(max(top, bottom) / max(min(top, bottom), 1e-6), max(left, right) / max(min(left, right), 1e-6))
+
+
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
     """IoU of the axis-aligned boxes of two quads (4, 2)."""
     (ax0, ay0), (ax1, ay1) = a.min(0).values.tolist(), a.max(0).values.tolist()
@@ -247,7 +258,7 @@ class PlateReader:
             if matched is not None:
                 reading.format, reading.fields = matched[0].name, matched[1]
                 # Too faint a reading is no plate: an empty scene reads as a plate only by chance.
-                reading.reported = reading.confidence >= floor
+                reading.reported = reading.confidence >= floor and side_ratio(corners[k]) <= MAX_SIDE_RATIO
             answers[owner[k]].append(reading)
         for readings in answers:
             self.rank(readings)
