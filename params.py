@@ -68,8 +68,9 @@ class PrepareOCRParams:
     # localizer's 90th percentile, so the OCR reads the slightly off crops of the stack.
     CORNER_JITTER = [0.06, 0.15]
     # Augmentation weights that replace GeneratorParams.AUGMENTATIONS for the OCR's scenes only
-    # ({} keeps them all; the stack set keeps the generator's). Motion blur costs the most plates.
-    AUGMENTATIONS = {"mot": 6}
+    # ({} keeps them all; the stack set keeps the generator's). Motion blur costs the most Swiss
+    # plates; lost resolution is how most plates in photos look (few pixels wide, upscaled).
+    AUGMENTATIONS = {"mot": 6, "rsz": 4}
     # Plate format weights that replace GeneratorParams.FORMATS for the OCR's scenes only, merged
     # like AUGMENTATIONS ({} keeps the generator's; a weight of 0 leaves a format out). Every format
     # the reader may accept: it reads foreign plates, and Swiss ones as well as when trained on them only.
