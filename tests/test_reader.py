@@ -85,7 +85,6 @@ def test_unsure_readings_are_read_again_and_faint_ones_not_reported(p, plate, re
         assert answer["canton"] == "ZH" and answer["number"] == "123" and len(answer["corners"]) == 4
 
 
-
 def test_side_ratio_flags_quads_no_plate_makes():
     """A plate in perspective keeps its opposite sides within MAX_SIDE_RATIO; a quad stretched from
     a plate to a tail light does not (the reader reports no such quad)."""
@@ -95,6 +94,7 @@ def test_side_ratio_flags_quads_no_plate_makes():
     assert side_ratio(seen_from_the_side) == pytest.approx(50 / 30) and 50 / 30 <= MAX_SIDE_RATIO
     spike = torch.tensor([[0.0, 0.0], [300.0, 0.0], [300.0, 10.0], [0.0, 60.0]])  # right 10, left 60
     assert side_ratio(spike) == pytest.approx(6.0) and 6.0 > MAX_SIDE_RATIO
+
 
 def test_a_format_not_accepted_is_no_plate():
     """FORMATS chooses what a deployment reports: text of another format is not a plate."""
