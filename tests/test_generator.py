@@ -12,7 +12,7 @@ from PIL import Image
 import params
 from platereader.synth import augment, backgrounds, scenes
 from platereader.synth.scenes import Scene, compose_scene, make_scene, validate_generator_params
-from platereader.synth import fonts, plates
+from platereader.synth import fonts, plates, stroke_font
 from platereader.errors import UserError
 from platereader.formats import SWISS, SWISS_CANTONS
 
@@ -346,13 +346,16 @@ def test_homography_helpers():
     np.testing.assert_allclose(scenes.apply_h(h, src), dst, atol=1e-9)
 
 
-def test_packaged_fonts_draw_every_character_of_foreign_plates_only():
-    """The font packages (pyproject.toml) are installed and draw every character; Swiss plates and
-    distractor text draw from the base fonts alone, so Swiss scenes did not change with them."""
+def test_packaged_and_stroke_fonts_draw_every_character_of_foreign_plates_only():
+    """The font packages (pyproject.toml) are installed and, with the stroke faces, draw every
+    character; Swiss plates and distractor text draw from the base fonts alone, so Swiss scenes
+    did not change with them."""
     assert fonts.training_fonts()[:fonts.num_fonts()] == fonts.base_fonts()
-    assert fonts.num_format_fonts() == len(fonts.base_fonts()) + len(fonts.PACKAGE_FONT_FILES)
+    packaged = len(fonts.base_fonts()) + len(fonts.PACKAGE_FONT_FILES)
+    assert fonts.font_names()[packaged:] == stroke_font.names()
+    assert fonts.num_format_fonts() == packaged + len(stroke_font.STYLES)
     for index in range(fonts.num_fonts(), fonts.num_format_fonts()):
-        assert os.path.exists(fonts.font_names()[index])
+        assert index >= packaged or os.path.exists(fonts.font_names()[index])
         glyphs = fonts.glyph_set(index, 30)
         assert all(g.mask.max() > 0 and g.mask.shape[0] >= 20 for g in glyphs.values())
         assert len({g.mask.tobytes() for g in glyphs.values()}) == len(glyphs)  # no blank boxes or repeats

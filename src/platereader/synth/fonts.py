@@ -3,7 +3,8 @@
 Fonts: Pillow's own FreeType default (`ImageFont.load_default(size)`), TrueType files shipped
 with matplotlib (DejaVu, STIX, Computer Modern) and, for the plates of other formats than Swiss,
 the sans-serif faces of a few font packages (OFL, installed from PyPI with the project: plain
-'1's, narrow digits, the grotesques most plates are printed in). Nothing is downloaded at run
+'1's, narrow digits, the grotesques most plates are printed in) and the stroke faces of
+`stroke_font` (DIN-like, drawn from skeletons). Nothing is downloaded at run
 time. A glyph is rendered once per (font, char, weight) at a large size, scaled once to each cap
 height and kept as a uint8 ink mask (0 = paper, 255 = ink), so a scene only pastes small cached
 arrays. The caches are keyed by every
@@ -22,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from platereader.errors import UserError
 from platereader.formats import ALPHABET
+from platereader.synth import stroke_font
 
 # Candidate files in matplotlib/mpl-data/fonts/ttf (missing ones are skipped; the order is fixed
 # because the generator draws a font by index).
@@ -103,8 +105,8 @@ def base_fonts() -> tuple[str, ...]:
 @lru_cache(maxsize=1)
 def training_fonts() -> tuple[str, ...]:
     """The fonts the pipeline draws plates in, in a fixed order (the generator draws an index):
-    `base_fonts`, then the packaged ones."""
-    return base_fonts() + tuple(package_font(m, f) for m, f in PACKAGE_FONT_FILES)
+    `base_fonts`, the packaged ones, then the stroke faces."""
+    return base_fonts() + tuple(package_font(m, f) for m, f in PACKAGE_FONT_FILES) + stroke_font.names()
 
 
 _chosen_fonts: tuple[str, ...] | None = None
@@ -180,9 +182,13 @@ def _base_glyph(font_index: int, char: str, weight: int) -> Glyph:
         names = font_names()
         name = names[font_index % len(names)]
         stroke = round(STROKE_SHARE * BASE_CAP * weight)
-        size = max(4, round((BASE_CAP - stroke) / _cap_ratio(name)))
-        mask, y = _render(load_font(name, size), char, stroke)
-        cached = Glyph(mask, int(y + BASE_CAP - stroke), Image.fromarray(mask))  # 0 = cap line
+        if name.startswith(stroke_font.FONT_PREFIX):
+            mask, top = stroke_font.render(name, char, BASE_CAP, stroke)
+        else:
+            size = max(4, round((BASE_CAP - stroke) / _cap_ratio(name)))
+            mask, y = _render(load_font(name, size), char, stroke)
+            top = int(y + BASE_CAP - stroke)  # 0 = cap line
+        cached = Glyph(mask, top, Image.fromarray(mask))
         _BASE[key] = cached
     return cached
 
