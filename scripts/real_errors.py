@@ -8,9 +8,10 @@ false plates apart, per dataset, with overlays of the photos grouped per bucket.
 A DATASET_DIR is a folder in either layout of docs/real-data.md, anywhere. Each photo is read on
 its own with PlateReader.inspect, configured as params.py:ReaderParams with each -S NAME=VALUE
 replacing an entry (a Python literal), e.g. -S "FORMATS=['swiss','brazil']"
--S "PHOTO_TILE_SIDES=[0.5,0.3]". Prints two markdown tables: per dataset evaluate_real's metrics,
-and the labelled plates in each bucket (count and share) with the false plates (count and per
-photo). Writes evaluate_real's overlay of each photo to OUT/<dataset>/<bucket>/ for each bucket
+-S "PHOTO_TILE_SIDES=[0.5,0.3]". Prints two markdown tables: per dataset evaluate_real's metrics
+with `label_exact` (the OCR alone on crops cut at the labelled corners: whether a misreading is the
+OCR's or its quad's), and the labelled plates in each bucket (count and share) with the false
+plates (count and per photo). Writes evaluate_real's overlay of each photo to OUT/<dataset>/<bucket>/ for each bucket
 its plates fall in, and to false/ when it has a false plate (an earlier run's overlays there are
 replaced).
 The default OUT is git-ignored: overlays show the photos, which keep their own licences (the
@@ -20,9 +21,13 @@ OpenALPR sets are AGPL-3.0), so never commit them.
 import glob
 import os
 
+import numpy as np
+import torch
+
 import params
 from platereader import realdata
 from platereader.errors import UserError, run_main
+from platereader.reader import PlateReader
 from platereader.stages.evaluate_real import plot
 from scripts.common import add_setting_option, load_reader, parser, reader_changes
 
@@ -70,7 +75,18 @@ def table(rows: list[tuple[realdata.Dataset, dict[str, int]]]) -> str:
     return "\n".join(lines)
 
 
-METRICS = ("recall", "mean_iou", "exact", "cer", "raw_exact", "raw_cer", "false_per_photo")
+METRICS = ("recall", "mean_iou", "exact", "cer", "raw_exact", "raw_cer", "false_per_photo", "label_exact")
+
+
+def labels_read(reader: PlateReader, photo: realdata.Photo, gray: np.ndarray) -> int:
+    """How many of the photo's labelled plates the OCR reads exactly (its likeliest text) from
+    crops cut at the labelled corners, as the reader cuts them from its quads."""
+    if not photo.plates:
+        return 0
+    corners = torch.tensor(np.stack([p.corners for p in photo.plates]), dtype=torch.float32)
+    scene = torch.tensor(gray, dtype=torch.float32)[None, None]
+    texts = reader.texts(reader.crops([(list(range(len(corners))), scene)], corners), [False] * len(corners))
+    return sum(text == p.text for (text, _), p in zip(texts, photo.plates))
 
 
 def metrics_table(rows: list[tuple[realdata.Dataset, dict]]) -> str:
@@ -95,9 +111,10 @@ def main() -> None:
     targets = [clear_overlays(args.out, dataset) for dataset in datasets]
     rows, summaries = [], []
     for dataset, target in zip(datasets, targets):
-        scores = []
+        scores, read_at_labels = [], 0
         for photo in dataset.photos:
             gray = photo.load()
+            read_at_labels += labels_read(reader, photo, gray)
             candidates = reader.inspect([gray])[0]
             score = realdata.score_photo(photo.plates, candidates, reader.config.formats)
             scores.append(score)
@@ -108,7 +125,8 @@ def main() -> None:
                 os.makedirs(os.path.join(target, group), exist_ok=True)
                 image.save(os.path.join(target, group, name))
         rows.append((dataset, realdata.bucket_counts(scores)))
-        summaries.append((dataset, realdata.summarise(scores)))
+        summaries.append((dataset, {**realdata.summarise(scores),
+                                    **({"label_exact": read_at_labels / dataset.plates} if dataset.plates else {})}))
     print(metrics_table(summaries) + "\n\n" + table(rows))
     print(f"\noverlays: {args.out}/<dataset>/<bucket>/ (git-ignored by default; never commit them)")
 

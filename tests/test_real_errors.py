@@ -11,7 +11,7 @@ from platereader import realdata
 from platereader.errors import UserError
 from platereader.reader import PlateReading
 from scripts.common import reader_changes
-from scripts.real_errors import GROUPS, METRICS
+from scripts.real_errors import GROUPS, METRICS, labels_read
 from tests.conftest import ROOT, run
 from tests.test_real import manifest_set, one_line_error, openalpr_set, plate, tiny_models
 
@@ -58,6 +58,20 @@ def test_every_labelled_plate_falls_in_exactly_one_bucket():
     assert not any(k.startswith("bucket_") for k in realdata.summarise([realdata.score_photo([], [])]))
 
 
+def test_label_exact_reads_crops_cut_at_the_labelled_corners():
+    """The OCR alone, at the labels: a stand-in that reads AB123 from any crop reads one of two
+    plates (crops cut as the reader cuts them, one call for the photo's plates)."""
+    from tests.test_reader import FixedReading, reader_with
+
+    ocr = FixedReading("AB123", 0.999)
+    reader = reader_with(ocr)
+    photo = realdata.Photo("a.png", "a.png", "", 120, 200,
+                           [plate((10, 10, 110, 40), "AB123"), plate((10, 60, 110, 90), "CD456")])
+    gray = np.full((120, 200), 128, np.uint8)
+    assert labels_read(reader, photo, gray) == 1 and ocr.calls == 1
+    assert labels_read(reader, realdata.Photo("b.png", "b.png", "", 120, 200), gray) == 0
+
+
 def test_reader_overrides_are_checked_as_params_are():
     assert reader_changes(["FORMATS=['swiss', 'brazil']", "ReaderParams.PHOTO_TILE_SIDES=[0.5, 0.3]"]) == {
         "formats": ("swiss", "brazil"), "photo_tile_sides": (0.5, 0.3)}
@@ -89,6 +103,7 @@ def test_the_script_tables_the_buckets_and_groups_the_overlays(tmp_path):
         assert sum(counts[:-1]) == plates, cells
         # The share read exactly is evaluate_real's `exact`.
         assert float(metrics[name][METRICS.index("exact")]) == pytest.approx(counts[0] / plates, abs=1e-3)
+        assert 0 <= float(metrics[name][METRICS.index("label_exact")]) <= 1
     assert not stale.exists()
     written = {p.relative_to(out).parts for p in out.rglob("*.png")}
     assert {group for _, group, _ in written} <= set(GROUPS)
