@@ -11,15 +11,18 @@ replacing an entry (a Python literal), e.g. -S "FORMATS=['swiss','brazil']"
 -S "PHOTO_TILE_SIDES=[0.5,0.3]". Prints two markdown tables: per dataset evaluate_real's metrics
 with `label_exact` (the OCR alone on crops cut at the labelled corners: whether a misreading is the
 OCR's or its quad's), and the labelled plates in each bucket (count and share) with the false
-plates (count and per photo). Writes evaluate_real's overlay of each photo to OUT/<dataset>/<bucket>/ for each bucket
-its plates fall in, and to false/ when it has a false plate (an earlier run's overlays there are
-replaced).
+plates (count and per photo); then per dataset the characters the OCR confuses most on located
+plates (label > read, over same-length stretches of text that differ). Writes evaluate_real's
+overlay of each photo to OUT/<dataset>/<bucket>/ for each bucket its plates fall in, and to false/
+when it has a false plate (an earlier run's overlays there are replaced).
 The default OUT is git-ignored: overlays show the photos, which keep their own licences (the
 OpenALPR sets are AGPL-3.0), so never commit them.
 """
 
+import difflib
 import glob
 import os
+from collections import Counter
 
 import numpy as np
 import torch
@@ -78,6 +81,18 @@ def table(rows: list[tuple[realdata.Dataset, dict[str, int]]]) -> str:
 METRICS = ("recall", "mean_iou", "exact", "cer", "raw_exact", "raw_cer", "false_per_photo", "label_exact")
 
 
+def confusions(pairs) -> Counter:
+    """(label, read) texts -> counts of "A>B": label character A read as B, where a stretch of the
+    read text replaces one of the label's of the same length (a dropped or added character is no
+    confusion of shapes)."""
+    counts: Counter = Counter()
+    for label, read in pairs:
+        for op, a0, a1, b0, b1 in difflib.SequenceMatcher(None, label, read, autojunk=False).get_opcodes():
+            if op == "replace" and a1 - a0 == b1 - b0:
+                counts.update(f"{x}>{y}" for x, y in zip(label[a0:a1], read[b0:b1]))
+    return counts
+
+
 def labels_read(reader: PlateReader, photo: realdata.Photo, gray: np.ndarray) -> int:
     """How many of the photo's labelled plates the OCR reads exactly (its likeliest text) from
     crops cut at the labelled corners, as the reader cuts them from its quads."""
@@ -109,14 +124,15 @@ def main() -> None:
     datasets = load_folders(args.folders)  # every label checked before a read
     reader = load_reader(args.models, **changes)
     targets = [clear_overlays(args.out, dataset) for dataset in datasets]
-    rows, summaries = [], []
+    rows, summaries, confused = [], [], []
     for dataset, target in zip(datasets, targets):
-        scores, read_at_labels = [], 0
+        scores, read_at_labels, located = [], 0, []
         for photo in dataset.photos:
             gray = photo.load()
             read_at_labels += labels_read(reader, photo, gray)
             candidates = reader.inspect([gray])[0]
             score = realdata.score_photo(photo.plates, candidates, reader.config.formats)
+            located += [(photo.plates[i].text, candidates[k].text) for i, k in score.located_by.items()]
             scores.append(score)
             groups = set(score.buckets) | ({"false"} if score.false else set())
             image = plot(reader, photo, gray, candidates, score) if groups else None
@@ -125,9 +141,13 @@ def main() -> None:
                 os.makedirs(os.path.join(target, group), exist_ok=True)
                 image.save(os.path.join(target, group, name))
         rows.append((dataset, realdata.bucket_counts(scores)))
+        confused.append((dataset, confusions(located)))
         summaries.append((dataset, {**realdata.summarise(scores),
                                     **({"label_exact": read_at_labels / dataset.plates} if dataset.plates else {})}))
-    print(metrics_table(summaries) + "\n\n" + table(rows))
+    print(metrics_table(summaries) + "\n\n" + table(rows) + "\n")
+    for dataset, counts in confused:
+        print(f"most confused on {dataset.name} (label>read): "
+              + (", ".join(f"{pair} {n}" for pair, n in counts.most_common(10)) or "none"))
     print(f"\noverlays: {args.out}/<dataset>/<bucket>/ (git-ignored by default; never commit them)")
 
 

@@ -11,7 +11,7 @@ from platereader import realdata
 from platereader.errors import UserError
 from platereader.reader import PlateReading
 from scripts.common import reader_changes
-from scripts.real_errors import GROUPS, METRICS, labels_read
+from scripts.real_errors import GROUPS, METRICS, confusions, labels_read
 from tests.conftest import ROOT, run
 from tests.test_real import manifest_set, one_line_error, openalpr_set, plate, tiny_models
 
@@ -72,6 +72,11 @@ def test_label_exact_reads_crops_cut_at_the_labelled_corners():
     assert labels_read(reader, realdata.Photo("b.png", "b.png", "", 120, 200), gray) == 0
 
 
+def test_confusions_count_characters_read_as_others():
+    pairs = [("AB123", "A8123"), ("OVA1319", "DVAI3I9"), ("ABC", "ABCD"), ("XY12", "XY12")]
+    assert confusions(pairs) == {"B>8": 1, "O>D": 1, "1>I": 2}  # an added D is no confusion
+
+
 def test_reader_overrides_are_checked_as_params_are():
     assert reader_changes(["FORMATS=['swiss', 'brazil']", "ReaderParams.PHOTO_TILE_SIDES=[0.5, 0.3]"]) == {
         "formats": ("swiss", "brazil"), "photo_tile_sides": (0.5, 0.3)}
@@ -104,6 +109,7 @@ def test_the_script_tables_the_buckets_and_groups_the_overlays(tmp_path):
         # The share read exactly is evaluate_real's `exact`.
         assert float(metrics[name][METRICS.index("exact")]) == pytest.approx(counts[0] / plates, abs=1e-3)
         assert 0 <= float(metrics[name][METRICS.index("label_exact")]) <= 1
+    assert re.search(r"^most confused on alpr \(label>read\): ", result.stdout, re.M)
     assert not stale.exists()
     written = {p.relative_to(out).parts for p in out.rglob("*.png")}
     assert {group for _, group, _ in written} <= set(GROUPS)
