@@ -151,7 +151,7 @@ def _rounded(path: Path, radius: float, steps: int = 8) -> list[tuple[float, flo
 @lru_cache(maxsize=None)
 def render(name: str, char: str, cap: int, extra_stroke: int) -> tuple[np.ndarray, int]:
     """Tight (h, w) uint8 ink mask of `char` in the stroke face `name` at cap height `cap` pixels,
-    strokes `extra_stroke` pixels bolder, and the row of its first ink row below the cap line."""
+    strokes `extra_stroke` pixels bolder, and how many rows below the cap line its ink starts."""
     style = STYLES[int(name[len(FONT_PREFIX):])]
     relative, paths = (VARIANTS if char in style.variants else SKELETONS)[char]
     line = max(1, round(style.stroke * cap) + extra_stroke)
