@@ -12,8 +12,6 @@ deterministic, no file read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -122,10 +120,14 @@ def names() -> tuple[str, ...]:
     return tuple(f"{FONT_PREFIX}{i}" for i in range(len(STYLES)))
 
 
+def _closed(path: Path) -> bool:
+    return len(path) > 2 and tuple(path[0][:2]) == tuple(path[-1][:2])
+
+
 def _rounded(path: Path, radius: float, steps: int = 8) -> list[tuple[float, float]]:
     """The path in pixels with each corner not marked sharp replaced by a curve (a quadratic
     Bezier from and to points `radius` along its two sides, at most half of each side)."""
-    closed = len(path) > 2 and tuple(path[0][:2]) == tuple(path[-1][:2])
+    closed = _closed(path)
     points = [np.asarray(p[:2], np.float64) for p in path]
     round_at = [len(p) < 3 or p[2] != 0 for p in path]
     out = []
@@ -148,10 +150,10 @@ def _rounded(path: Path, radius: float, steps: int = 8) -> list[tuple[float, flo
     return out
 
 
-@lru_cache(maxsize=None)
 def render(name: str, char: str, cap: int, extra_stroke: int) -> tuple[np.ndarray, int]:
     """Tight (h, w) uint8 ink mask of `char` in the stroke face `name` at cap height `cap` pixels,
-    strokes `extra_stroke` pixels bolder, and how many rows below the cap line its ink starts."""
+    strokes `extra_stroke` pixels bolder, and how many rows below the cap line its ink starts.
+    Uncached: fonts.py caches every glyph it asks for."""
     style = STYLES[int(name[len(FONT_PREFIX):])]
     relative, paths = (VARIANTS if char in style.variants else SKELETONS)[char]
     line = max(1, round(style.stroke * cap) + extra_stroke)
@@ -168,7 +170,7 @@ def render(name: str, char: str, cap: int, extra_stroke: int) -> tuple[np.ndarra
             if sharp or radius == 0:  # a square corner, not the round joint of the line below
                 draw.rectangle([x - half, y - half, x + half - 1, y + half - 1], fill=255)
         points = [np.asarray(p) for p in _rounded(pixels, radius)]
-        if not np.allclose(points[0], points[-1]):  # square ends, as a broad pen leaves them
+        if not _closed(path):  # square ends, as a broad pen leaves them
             for end, inner in ((0, 1), (-1, -2)):
                 direction = points[end] - points[inner]
                 points[end] = points[end] + direction / max(np.linalg.norm(direction), 1e-9) * half
