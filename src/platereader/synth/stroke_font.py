@@ -75,22 +75,31 @@ SKELETONS: dict[str, tuple[float, list[Path]]] = {
     "Z": (1.0, [[(0, 0), (1, 0, 0), (0, 1, 0), (1, 1)]]),
 }
 
-# Second forms seen on plates: a 4 open at the top, a round 6 and 9, a 7 with a bar, a 1 with a
-# foot, an I with serifs, a flat-topped A, a 0 with a slash.
-VARIANTS: dict[str, tuple[float, list[Path]]] = {
-    "4": (1.0, [[(0.1, 0), (0, 0.68, 0), (1, 0.68)], [(0.75, 0.3), (0.75, 1)]]),
-    "6": (1.0, SIX_ROUND),
-    "9": (1.0, _mirror(SIX_ROUND)),
-    "7": (1.0, [[(0, 0), (1, 0, 0), (0.3, 1)], [(0.3, 0.5), (0.85, 0.5)]]),
-    "1": (0.75, [[(0.1, 0.22), (0.6, 0, 0), (0.6, 1)], [(0.15, 1), (1, 1)]]),
-    "I": (0.6, [[(0.5, 0), (0.5, 1)], [(0, 0), (1, 0)], [(0, 1), (1, 1)]]),
-    "A": (1.05, [[(0, 1), (0.3, 0, 0), (0.7, 0, 0), (1, 1)], [(0.16, 0.64), (0.84, 0.64)]]),
-    "0": (1.0, [_box(), [(0.85, 0.1), (0.15, 0.9)]]),
+def _bowl_two() -> list[Path]:
+    """A 2 with a half-round top over a straight diagonal, as US state faces print it."""
+    arc = [(0.5 + 0.5 * np.cos(t), 0.27 - 0.27 * np.sin(t)) for t in np.linspace(np.pi, -np.pi / 5, 9)]
+    return [[*arc, (0, 1, 0), (1, 1)]]
+
+
+# Second forms seen on plates, by name: (character, relative width, paths).
+VARIANTS: dict[str, tuple[str, float, list[Path]]] = {
+    "open 4": ("4", 1.0, [[(0.1, 0), (0, 0.68, 0), (1, 0.68)], [(0.75, 0.3), (0.75, 1)]]),
+    "round 6": ("6", 1.0, SIX_ROUND),
+    "round 9": ("9", 1.0, _mirror(SIX_ROUND)),
+    "barred 7": ("7", 1.0, [[(0, 0), (1, 0, 0), (0.3, 1)], [(0.3, 0.5), (0.85, 0.5)]]),
+    "footed 1": ("1", 0.75, [[(0.1, 0.22), (0.6, 0, 0), (0.6, 1)], [(0.15, 1), (1, 1)]]),
+    "bar 1": ("1", 0.3, [[(0.5, 0), (0.5, 1)]]),  # as a plain I: faces with it have a serifed I
+    "serif I": ("I", 0.6, [[(0.5, 0), (0.5, 1)], [(0, 0), (1, 0)], [(0, 1), (1, 1)]]),
+    "flat A": ("A", 1.05, [[(0, 1), (0.3, 0, 0), (0.7, 0, 0), (1, 1)], [(0.16, 0.64), (0.84, 0.64)]]),
+    "slashed 0": ("0", 1.0, [_box(), [(0.85, 0.1), (0.15, 0.9)]]),
+    "bowl 2": ("2", 1.0, _bowl_two()),
+    "square O": ("O", 1.0, [_box()]),  # as Brazil's grey plates print it: a D with round left corners
 }
 
 
-# However square a face, its 0 and O stay round: a square 0 would be a D.
-MIN_RADIUS = {"0": 0.22, "O": 0.22, "Q": 0.22}
+# Corner radius of a form however square its face (by character, or by variant name): a square 0
+# would be a D.
+MIN_RADIUS = {"0": 0.22, "O": 0.22, "Q": 0.22, "slashed 0": 0.22, "square O": 0.13}
 
 
 @dataclass(frozen=True)
@@ -100,18 +109,18 @@ class StrokeStyle:
     width: float  # glyph width of a 1.0-wide character, share of the cap height
     stroke: float  # stroke width, share of the cap height
     radius: float  # corner radius, share of the cap height (0: square corners)
-    variants: str = ""  # characters drawn in their VARIANTS form
+    variants: tuple[str, ...] = ()  # names of the VARIANTS it draws instead of the SKELETONS
 
 
 # A few faces spanning what plates print: DIN-like (narrow, round), square (UK / Brazil style),
 # condensed US state faces, a heavy one.
 STYLES: tuple[StrokeStyle, ...] = (
     StrokeStyle(0.55, 0.13, 0.22),
-    StrokeStyle(0.6, 0.15, 0.08, "49"),
-    StrokeStyle(0.45, 0.12, 0.18, "61"),
-    StrokeStyle(0.62, 0.19, 0.3, "7IA"),
-    StrokeStyle(0.5, 0.16, 0.12, "40"),
-    StrokeStyle(0.42, 0.14, 0.25, "469"),
+    StrokeStyle(0.6, 0.15, 0.08, ("open 4", "round 9", "bar 1", "serif I", "square O")),
+    StrokeStyle(0.45, 0.12, 0.18, ("round 6", "footed 1", "bowl 2")),
+    StrokeStyle(0.62, 0.19, 0.3, ("barred 7", "serif I", "flat A", "bar 1")),
+    StrokeStyle(0.5, 0.16, 0.12, ("open 4", "slashed 0")),
+    StrokeStyle(0.42, 0.14, 0.25, ("open 4", "round 6", "round 9", "bowl 2")),
 )
 FONT_PREFIX = "stroke:"  # a font name fonts.py hands here: "stroke:<index in STYLES>"
 
@@ -155,7 +164,8 @@ def render(name: str, char: str, cap: int, extra_stroke: int) -> tuple[np.ndarra
     strokes `extra_stroke` pixels bolder, and how many rows below the cap line its ink starts.
     Uncached: fonts.py caches every glyph it asks for."""
     style = STYLES[int(name[len(FONT_PREFIX):])]
-    relative, paths = (VARIANTS if char in style.variants else SKELETONS)[char]
+    form = next((v for v in style.variants if VARIANTS[v][0] == char), char)
+    relative, paths = VARIANTS[form][1:] if form != char else SKELETONS[char]
     line = max(1, round(style.stroke * cap) + extra_stroke)
     width = max(line + 1, style.width * relative * cap)
     pad = line  # room for the square ends, cut off below
@@ -163,7 +173,7 @@ def render(name: str, char: str, cap: int, extra_stroke: int) -> tuple[np.ndarra
     image = Image.new("L", size, 0)
     draw = ImageDraw.Draw(image)
     half = line / 2
-    radius = max(style.radius, MIN_RADIUS.get(char, 0.0)) * cap
+    radius = max(style.radius, MIN_RADIUS.get(form, 0.0)) * cap
     for path in paths:
         pixels = [(pad + half + p[0] * (width - line), pad + half + p[1] * (cap - line), *p[2:]) for p in path]
         for x, y, *sharp in pixels:
