@@ -36,7 +36,6 @@ def test_weight_thickens_the_strokes():
     assert bold.shape[0] == thin.shape[0] and (bold > 127).sum() > 1.3 * (thin > 127).sum()
 
 
-
 def test_each_second_form_is_drawn_by_a_face_and_replaces_one_character():
     """A form no face lists is never drawn; two forms of one character in a face, one is ignored."""
     used = [name for style in stroke_font.STYLES for name in style.variants]

@@ -5,8 +5,8 @@ The installed font packages are text faces: round O beside narrow D, a 1 with a 
 closed at the top. Plates in photos print O as a stadium or a rounded square that looks like D,
 1 as a bar with a small flag or none, a 4 open at the top. Each `StrokeStyle` draws A-Z and 0-9
 from the same skeletons (`SKELETONS`) with its own corner radius, width, stroke and second forms
-(`VARIANTS`), so the OCR learns the skeleton of a character rather than one face. Rendering is Pillow line drawing only:
-deterministic, no file read.
+(`VARIANTS`), so the OCR learns the skeleton of a character rather than one face. Rendering is
+Pillow line drawing only: deterministic, no file read.
 """
 
 from __future__ import annotations
