@@ -12,6 +12,7 @@ Pillow line drawing only: deterministic, no file read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -97,9 +98,9 @@ VARIANTS: dict[str, tuple[str, float, list[Path]]] = {
 }
 
 
-# Corner radius of a form however square its face (by character, or by variant name): a square 0
-# would be a D.
-MIN_RADIUS = {"0": 0.22, "O": 0.22, "Q": 0.22, "slashed 0": 0.22, "square O": 0.13}
+# Corner radius of a character however square its face (a square 0 would be a D); a second form
+# listed by name here has its own instead.
+MIN_RADIUS = {"0": 0.22, "O": 0.22, "Q": 0.22, "square O": 0.13}
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def render(name: str, char: str, cap: int, extra_stroke: int) -> tuple[np.ndarra
     image = Image.new("L", size, 0)
     draw = ImageDraw.Draw(image)
     half = line / 2
-    radius = max(style.radius, MIN_RADIUS.get(form, 0.0)) * cap
+    radius = max(style.radius, MIN_RADIUS.get(form, MIN_RADIUS.get(char, 0.0))) * cap
     for path in paths:
         pixels = [(pad + half + p[0] * (width - line), pad + half + p[1] * (cap - line), *p[2:]) for p in path]
         for x, y, *sharp in pixels:
