@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 PREFIX = "params.py:"
@@ -135,11 +136,18 @@ def dvc_executable() -> str:
 
 
 def dvc(*args: str, capture: bool = False) -> str:
-    result = subprocess.run([dvc_executable(), *args], text=True, capture_output=capture)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout or "").strip().splitlines()[-1:] if capture else []
+    # Files, not pipes: `dvc queue start` forks workers that inherit its output and outlive it, so a
+    # pipe would stay open (and this call blocked) until the last worker exits.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        into = {"stdout": out, "stderr": err} if capture else {}
+        returncode = subprocess.run([dvc_executable(), *args], text=True, **into).returncode
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if returncode != 0:
+        detail = (stderr or stdout).strip().splitlines()[-1:]
         raise SweepError(f"`dvc {' '.join(args)}` failed{': ' + detail[0] if detail else ''}")
-    return result.stdout if capture else ""
+    return stdout
 
 
 def wait_for_queue(poll_s: float = 5.0, timeout_s: float | None = None) -> None:
