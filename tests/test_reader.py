@@ -11,7 +11,8 @@ import torch.nn.functional as F
 import params
 from platereader.formats import ALPHABET
 from platereader.nets.networks import BLANK, Localizer, encode_text
-from platereader.reader import MAX_SIDE_RATIO, PlateReader, ReaderConfig, best_reading, shifted_quads, side_ratio
+from platereader.reader import (MAX_SIDE_RATIO, PlateReader, PlateReading, ReaderConfig, best_reading, shifted_quads,
+                               side_ratio)
 
 CONFIG = ReaderConfig.from_params(params.ReaderParams)
 
@@ -210,6 +211,32 @@ def test_an_image_with_two_plates_gives_two_readings_when_max_plates_allows():
     assert empty == [] and [r.plate for r in readings] == ["ZH 123", "ZH 123"]
     centres = sorted(tuple(np.round(r.corners.mean(0) / 100)) for r in readings)
     assert centres == [(0.0, 0.0), (3.0, 3.0)]  # one reading at each plate
+
+
+def candidate(text: str, confidence: float, left: float, top: float, found_in: str = "photo") -> PlateReading:
+    """A reportable 100 x 30 candidate at (left, top)."""
+    corners = np.array([[left, top], [left + 100, top], [left + 100, top + 30], [left, top + 30]], np.float32)
+    return PlateReading(corners, 1.0, text, confidence, found_in, format="brazil", reported=True)
+
+
+def test_a_plate_found_by_several_passes_outranks_a_stray_text_found_once():
+    """A photo's plate is found by the whole-image pass and by search windows; a sticker or a
+    badge read as text, by one window. The plate scores its candidates' summed confidence."""
+    def photo():  # the plate twice (0.5 + 0.4), the stray text once (0.8)
+        return [candidate("XYZ9876", 0.8, 400, 300), candidate("ABC1284", 0.4, 14, 12),
+                candidate("ABC1234", 0.5, 10, 10, "scene")]
+
+    reader = reader_with(FixedReading("ZH123", 0.999))
+    readings = photo()
+    reader.rank(readings)
+    assert [(r.text, r.reported) for r in readings] == [("ABC1234", True), ("XYZ9876", False), ("ABC1284", False)]
+    reader.config = replace(CONFIG, max_plates=2)
+    readings = photo()
+    reader.rank(readings)
+    assert [r.text for r in readings if r.reported] == ["ABC1234", "XYZ9876"]  # one reading per plate
+    readings = photo()[::2]  # each found once: by confidence
+    reader.rank(readings)
+    assert [r.text for r in readings if r.reported] == ["XYZ9876", "ABC1234"]
 
 
 def test_a_photo_is_searched_on_a_pyramid_of_tiles_for_a_small_plate():
