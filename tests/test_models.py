@@ -172,6 +172,12 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, capsys):
     # The DVCLive history of the resumed run holds all three epochs.
     rows = (tmp_path / "b" / "run" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
     assert len(rows) == 1 + TinyParams.EPOCHS
+    # Run again after the last epoch (as `dvc repro` does when only the stage's code changed): the
+    # same model, and the speed of the runs that trained it, not of one that trained nothing.
+    again = run_train(tmp_path / "b")
+    assert "resuming from the checkpoint after epoch 3 of 3" in capsys.readouterr().out
+    assert again["final_val_loss"] == resumed["final_val_loss"]
+    assert again["train_images_per_s"] == resumed["train_images_per_s"] > 0
 
 
 def test_training_without_int8_kernels_saves_the_float_network_only(tmp_path, monkeypatch):

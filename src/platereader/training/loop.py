@@ -131,7 +131,7 @@ def _train(ctx: distributed.Single, *, name: str, p, make_model: Callable[[], to
                                                     total_steps=p.EPOCHS * steps_per_epoch)
     fingerprint = _fingerprint(p, model, train)
     checkpoint_path = os.path.join(checkpoint_dir, "last.pt")
-    start_epoch, history = 0, []
+    start_epoch, history, trained = 0, [], (0, 0.0)  # inputs trained on and seconds it took, all runs
     # Rank 0 reads the checkpoint (other nodes need none) and hands it to the others.
     state = _resumable(name, p, checkpoint_path, fingerprint, "cpu" if ctx.enabled else dev) if ctx.is_main else None
     state = ctx.broadcast(state)
@@ -139,7 +139,7 @@ def _train(ctx: distributed.Single, *, name: str, p, make_model: Callable[[], to
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"], state["history"]
+        start_epoch, history, trained = state["epoch"], state["history"], state.get("trained", (0, 0.0))
         if ctx.is_main:
             print(f"{name}: resuming from the checkpoint after epoch {start_epoch} of {p.EPOCHS}")
 
@@ -150,7 +150,7 @@ def _train(ctx: distributed.Single, *, name: str, p, make_model: Callable[[], to
         logger.log_epoch(epoch, values)
     if ctx.is_main:
         os.makedirs(checkpoint_dir, exist_ok=True)
-    seen, busy = 0, 0.0
+    seen, busy = trained  # a resumed run's speed counts the epochs before the resume too
     for epoch in range(start_epoch, p.EPOCHS):
         net.train()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(p.SEED * 100003 + epoch)).to(dev)
@@ -182,7 +182,7 @@ def _train(ctx: distributed.Single, *, name: str, p, make_model: Callable[[], to
               f"val loss {values['val/loss']:.4f} ({steps_per_epoch * p.BATCH_SIZE / (time.perf_counter() - t0):.0f} img/s)")
         _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
-                      "fingerprint": fingerprint}, checkpoint_path)
+                      "trained": (seen, busy), "fingerprint": fingerprint}, checkpoint_path)
 
     summary = {"final_train_loss": history[-1]["train/loss"], "final_val_loss": history[-1]["val/loss"],
                "epochs": p.EPOCHS, "train_images_per_s": round(seen / busy, 1) if busy else 0.0,
