@@ -265,21 +265,21 @@ class PlateReader:
         return answers
 
     def rank(self, readings: list[PlateReading]) -> None:
-        """Report at most max_plates plates of an image and sort its candidates, those reported
-        first. Reportable candidates that overlap (box IoU >= 0.2, chained) are one plate found by
-        several passes (the whole image, tiles, the photo search's windows): a plate scores the
-        summed confidence of its candidates, so a plate found by several passes outranks a stray
-        text found once, and reports its most confident reading."""
+        """Report at most max_plates plates of an image (on entry `reported` marks the reportable
+        candidates) and sort its candidates, those reported first. Reportable candidates that
+        overlap (box IoU >= 0.2, chained) are one plate found by several passes (the whole image,
+        tiles, the photo search's windows): a plate scores the summed confidence of its candidates,
+        so a plate found by several passes outranks a stray text found once, and reports its most
+        confident reading."""
         plates: list[list[PlateReading]] = []
         for reading in sorted((r for r in readings if r.reported), key=lambda r: -r.confidence):
             quad = torch.from_numpy(reading.corners)
             same = [p for p in plates if any(box_iou(quad, torch.from_numpy(o.corners)) >= 0.2 for o in p)]
-            plates = [p for p in plates if all(p is not s for s in same)] + [[o for p in same for o in p] + [reading]]
+            others = [p for p in plates if all(p is not s for s in same)]
+            plates = others + [sum(same, []) + [reading]]
         plates.sort(key=lambda p: -sum(r.confidence for r in p))
-        score = {}
-        for p in plates[:self.config.max_plates]:
-            best = max(p, key=lambda r: r.confidence)
-            score[id(best)] = sum(r.confidence for r in p)
+        score = {id(max(p, key=lambda r: r.confidence)): sum(r.confidence for r in p)
+                 for p in plates[:self.config.max_plates]}  # the reported readings' plate scores
         for reading in readings:
             reading.reported = id(reading) in score
         readings.sort(key=lambda r: (-score.get(id(r), -1.0), -r.confidence))
