@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import params
 from platereader import realdata
 from platereader.errors import UserError
 from tests.conftest import copy_repo, run, set_params
@@ -296,7 +297,8 @@ def test_prepare_real_makes_training_arrays_and_refuses_evaluated_photos(repo):
     # Per photo 3 whole-photo inputs, then 3 windows per plate (3 on random quads without a plate).
     assert loc["images"].shape == (3 * 3 + 3 * 3 + 3, 96, 96) and loc["zoomed"].sum() == 12
     assert loc["present"].tolist() == [True] * 6 + [False] * 6 + [True] * 9
-    assert ocr["images"].shape == (9, 32, 128) and ocr["texts"].tolist() == ["ZH123"] * 3 + ["AB1"] * 3 + ["CD2"] * 3
+    crop = (params.PrepareOCRParams.CROP_HEIGHT, params.PrepareOCRParams.CROP_WIDTH)  # the synthetic crops' size
+    assert ocr["images"].shape == (9, *crop) and ocr["texts"].tolist() == ["ZH123"] * 3 + ["AB1"] * 3 + ["CD2"] * 3
     meta = json.loads((repo / "data/prepared/real/meta.json").read_text())
     assert meta["datasets"]["mine"]["photos"] == 3
 
