@@ -277,8 +277,11 @@ class PlateReader:
             same = [p for p in plates if any(box_iou(quad, torch.from_numpy(o.corners)) >= 0.2 for o in p)]
             others = [p for p in plates if all(p is not s for s in same)]
             plates = others + [sum(same, []) + [reading]]
-        plates.sort(key=lambda p: -sum(r.confidence for r in p))
-        score = {id(max(p, key=lambda r: r.confidence)): sum(r.confidence for r in p)
+        def total(plate: list[PlateReading]) -> float:
+            return sum(r.confidence for r in plate)
+
+        plates.sort(key=total, reverse=True)
+        score = {id(max(p, key=lambda r: r.confidence)): total(p)
                  for p in plates[:self.config.max_plates]}  # the reported readings' plate scores
         for reading in readings:
             reading.reported = id(reading) in score
