@@ -7,7 +7,7 @@ import torch
 from platereader.geometry.quads import is_convex, quad_iou
 from platereader.nets.networks import ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, load_model, save_model
 from platereader.nets.quantize import available as int8_available
-from platereader.geometry.rectify import rectify
+from platereader.geometry.rectify import halvings, rectify
 from platereader.training.loop import train
 from platereader.training.losses import ctc_loss, encode_targets, localize_loss
 from platereader.errors import UserError
@@ -63,6 +63,22 @@ def test_rectify_identity_and_downscale():
     assert torch.allclose(same, scene, atol=1e-3)
     half = rectify(scene, corners, 32, 128)  # box-filtered by 2, then sampled at the cell centres
     assert torch.allclose(half, torch.nn.functional.avg_pool2d(scene, 2), atol=1e-3)
+
+
+def test_rectify_samples_large_windows_from_coarser_copies_as_it_would_from_the_image():
+    # A photo's window spanning 8x the crop: sampled from the image's 2x, 4x, 8x copies instead of
+    # 64 samples per pixel, the crop is the same box-filtered picture; smaller crops are untouched.
+    y, x = torch.meshgrid(torch.arange(720.0), torch.arange(1280.0), indexing="ij")
+    photo = (127 + 100 * torch.sin(x / 37) * torch.cos(y / 23)).view(1, 1, 720, 1280)
+    photo[..., ::2, :] += 20  # a one-pixel stripe pattern that only a box filter averages away
+    coarser = halvings(photo, 3)
+    assert [c.shape[-2:] for c in coarser] == [(360, 640), (180, 320), (90, 160)]
+    quads = torch.tensor([[[100.0, 50.0], [868.0, 50.0], [868.0, 690.0], [100.0, 690.0]],  # 8x: the 8x copy
+                          [[300.0, 200.0], [556.0, 220.0], [550.0, 420.0], [310.0, 400.0]],  # 2-3x: the 2x copy
+                          [[600.0, 300.0], [680.0, 300.0], [680.0, 380.0], [600.0, 380.0]]])  # under 2x: the image
+    plain, fast = rectify(photo, quads, 80, 96), rectify(photo, quads, 80, 96, coarser=coarser)
+    assert (fast - plain)[:2].abs().mean() < 2.5 and (fast - plain)[:2].abs().max() < 5  # grey levels of 0-255
+    assert not torch.equal(fast[0], plain[0]) and torch.equal(fast[2], plain[2])
 
 
 def test_ctc_greedy_decode_collapses_repeats_and_blanks():

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from platereader import formats, validate
 from platereader.geometry.frames import fit_square, frame_to_scene, shrink, square_frames, window_inputs
 from platereader.geometry.quads import is_convex
-from platereader.geometry.rectify import rectify
+from platereader.geometry.rectify import halvings, rectify
 from platereader.images import to_gray
 from platereader.decoding import read_texts
 from platereader.nets.networks import Localizer, fold_batchnorm, load_trained
@@ -313,9 +313,13 @@ class PlateReader:
         are kept. Returns (quad (4, 2), presence) pairs above present_threshold, most likely first."""
         c, size, margin = self.config, self.input_size, self.window_margin
         scene = torch.tensor(gray, dtype=torch.float32)[None, None]
+        coarser = halvings(scene, 3)  # windows of up to 8x the input's side sampled from a copy as coarse
         chosen, windows = set(), []  # (logit, left, top, side) in photo pixels
         for share in c.photo_tile_sides:
-            shrunk, scale = shrink(scene, round(size / share), size)  # a window of that share: one input
+            longer = round(size / share)  # the photo shrunk so a window of that share is one input,
+            level = sum(max(h.shape[-2:]) >= longer for h in coarser)  # from its coarsest copy as large
+            shrunk, scale = shrink(coarser[level - 1] if level else scene, longer, size)
+            scale /= 2 ** level
             logits = self._presence_map(shrunk[:, None].float(), size)[0]
             peaks = (logits == F.max_pool2d(logits[None], 3, 1, 1)[0]).nonzero().tolist()
             peaks = distinct([(float(logits[i, j]), 16 * j / scale, 16 * i / scale, size / scale) for i, j in peaks],
@@ -325,9 +329,9 @@ class PlateReader:
         chosen.update(sorted(windows, reverse=True)[:4 * c.photo_candidates])
         left, top, side = torch.tensor([w[1:] for w in sorted(chosen)], dtype=torch.float64).T
         frames = square_frames(left, top, side, margin)
-        heatmaps, logits = self._localize(window_inputs(scene, frames, size, margin).unsqueeze(1))
+        heatmaps, logits = self._localize(window_inputs(scene, frames, size, margin, coarser=coarser).unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
-        refined, present = self.refine([(list(range(len(quads))), scene)], quads, logits)
+        refined, present = self.refine([(list(range(len(quads))), scene)], quads, logits, coarser)
         kept: list[tuple[torch.Tensor, float]] = []
         for k in present.argsort(descending=True).tolist():
             if present[k] <= c.present_threshold or len(kept) == c.photo_candidates:
@@ -363,14 +367,16 @@ class PlateReader:
             from_tiles[lost[keep]] = True
         return corners, present.tolist(), from_tiles.tolist()
 
-    def refine(self, groups, corners: torch.Tensor, present_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def refine(self, groups, corners: torch.Tensor, present_logits: torch.Tensor,
+               coarser=()) -> tuple[torch.Tensor, torch.Tensor]:
         """`window_passes` from quads (B, 4, 2) and the presence logits of the pass that found
-        them: the refined quads and the last pass's plate-present probabilities (B,)."""
+        them: the refined quads and the last pass's plate-present probabilities (B,). coarser: the
+        `halvings` of the one scene of `groups` (a photo), which large windows are sampled from."""
         size, margin = self.input_size, self.window_margin
         windows = torch.empty(len(corners), size, size, dtype=torch.uint8)
         for _ in range(self.config.window_passes):
             for idx, scenes in groups:
-                windows[idx] = window_inputs(scenes, corners[idx], size, margin)
+                windows[idx] = window_inputs(scenes, corners[idx], size, margin, coarser=coarser)
             heatmaps, present_logits = self._localize(windows.unsqueeze(1))
             refined = frame_to_scene(corners, Localizer.corners(heatmaps, size), size, margin)
             # A window cut from a bad quad can give a folded one, corners thousands of pixels off

@@ -67,8 +67,20 @@ def to_uint8(crops: torch.Tensor) -> torch.Tensor:
     return crops.round().clamp(0, 255).to(torch.uint8)
 
 
+def halvings(image: torch.Tensor, count: int) -> list[torch.Tensor]:
+    """An image (1, 1, H, W) shrunk 2x, 4x, ... `count` times (2x2 pixel means, an odd last row or
+    column dropped), for `rectify(coarser=...)`: pixel x of the k-th spans x * 2^k of the image."""
+    levels = [image.float()]
+    for _ in range(count):
+        if min(levels[-1].shape[-2:]) < 2:
+            break
+        levels.append(F.avg_pool2d(levels[-1], 2))
+    return levels[1:]
+
+
 def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
-            margin: float | tuple[float, float] = 0.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            margin: float | tuple[float, float] = 0.0, dtype: torch.dtype = torch.float32,
+            coarser: list[torch.Tensor] = ()) -> torch.Tensor:
     """Unwarp quads from images into (B, 1, out_h, out_w) float crops.
 
     images: (B, 1, H, W) float or uint8; corners: (B, 4, 2) in pixel coordinates of those images;
@@ -81,6 +93,9 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     without copying the image B times. dtype=torch.float64 is for stored data: float32 sampling differs in the last
     bits from run to run (vectorised kernels), enough to flip many pixels that then round to uint8;
     in float64 such flips are rare, but not absent.
+    coarser: for one image, its `halvings`: a crop that would be supersampled f >= 2 times along
+    both axes is sampled from the one 2^k <= f times smaller instead (a box filter as wide, for
+    about 1 / 4^k of the samples), so a window of a large part of a photo costs what a small one does.
     """
     images = images.to(dtype)
     corners = corners.to(torch.float32)
@@ -95,6 +110,16 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
                           torch.maximum(top, bottom) * (1 + 2 * mx) / out_w], 1)
     factors = ratios.nan_to_num(1.0).floor().clamp(1, 8).to(torch.int64)  # (B, 2): y, x
     out = torch.empty(len(corners), 1, out_h, out_w, dtype=dtype)
+    levels = factors.min(1).values.float().log2().floor().clamp(0, len(coarser)).to(torch.int64)
+    for level in levels.unique().tolist():
+        if level:
+            idx = (levels == level).nonzero().squeeze(1)
+            out[idx] = rectify(coarser[level - 1], corners[idx] / 2 ** level, out_h, out_w, margin, dtype)
+    if coarser and not (levels == 0).all():
+        keep = (levels == 0).nonzero().squeeze(1)
+        if len(keep):
+            out[keep] = rectify(images, corners[keep], out_h, out_w, margin, dtype)
+        return out
     for fy, fx in factors.unique(dim=0).tolist():
         idx = ((factors[:, 0] == fy) & (factors[:, 1] == fx)).nonzero().squeeze(1)
         grid = _sampling_grid(corners[idx], height, width, out_h * fy, out_w * fx, margin, dtype)
