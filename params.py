@@ -16,10 +16,14 @@ class GeneratorParams:
     """What the synthetic scenes look like (shared by every prepare stage)."""
 
     # Plate formats drawn, name -> weight (platereader.formats: swiss, brazil, us, eu; docs/generator.md).
-    FORMATS = {"swiss": 1}
+    # A table is a class, one entry per line, so that `dvc exp run -S` can set each (it cannot
+    # rewrite a dict in params.py, nor a string: paths are one-element lists).
+    class FORMATS:
+        swiss = 1
+
     CANTONS = []  # canton codes the generator draws; [] = all 26 (platereader.formats)
     # Probability of a number with 1..6 digits (most real plates have 5-6 digits).
-    DIGIT_WEIGHTS = [0.02, 0.05, 0.10, 0.18, 0.30, 0.35]
+    DIGIT_WEIGHTS = [0.02, 0.05, 0.1, 0.18, 0.3, 0.35]
     BACK_STYLE_RATE = 0.5  # share of back plates (shield, canton, number, canton shield)
     NO_PLATE_RATE = 0.05  # share of scenes with no plate (labelled present=0)
     # Plate width as a share of the scene side, and the geometric transform ranges.
@@ -29,10 +33,19 @@ class GeneratorParams:
     STRETCH = 0.2  # aspect ratio change, +- share
     PERSPECTIVE = 0.12  # corner displacement of the perspective warp, share of plate size
     # Augmentations, code -> weight (the ALPR seed's codes and default weights).
-    AUGMENTATIONS = {
-        "mot": 2, "rot": 3, "r3d": 1, "blr": 1, "shd": 1, "noi": 1,
-        "cut": 1, "pad": 1, "tbc": 1, "brg": 1, "rsz": 1,
-    }
+    class AUGMENTATIONS:
+        mot = 2
+        rot = 3
+        r3d = 1
+        blr = 1
+        shd = 1
+        noi = 1
+        cut = 1
+        pad = 1
+        tbc = 1
+        brg = 1
+        rsz = 1
+
     AUGMENTATIONS_PER_SCENE = [0, 3]  # how many weighted draws per scene (inclusive range)
     JPEG_RATE = 0.3  # share of scenes re-encoded as JPEG
     JPEG_QUALITY = [20, 90]
@@ -52,9 +65,13 @@ class PrepareLocalizeParams:
     WINDOW_SCALE = 0.15  # its size, +- share
     WINDOW_CORNER_NOISE = [0.04, 0.2]
     # Plate format weights that replace GeneratorParams.FORMATS for the localizer's scenes only,
-    # merged like PrepareOCRParams.FORMATS ({} keeps the generator's): the localizer finds plates
+    # merged like PrepareOCRParams.FORMATS (no entry keeps the generator's): the localizer finds plates
     # of every format the reader may accept, and fits their quads better (docs/history.md).
-    FORMATS = {"swiss": 3, "brazil": 1, "us": 1, "eu": 1}
+    class FORMATS:
+        swiss = 3
+        brazil = 1
+        us = 1
+        eu = 1
 
 
 class PrepareOCRParams:
@@ -70,13 +87,20 @@ class PrepareOCRParams:
     # localizer's 90th percentile, so the OCR reads the slightly off crops of the stack.
     CORNER_JITTER = [0.06, 0.15]
     # Augmentation weights that replace GeneratorParams.AUGMENTATIONS for the OCR's scenes only
-    # ({} keeps them all; the stack set keeps the generator's). Motion blur costs the most Swiss
+    # (no entry keeps them all; the stack set keeps the generator's). Motion blur costs the most Swiss
     # plates; lost resolution is how most plates in photos look (few pixels wide, upscaled).
-    AUGMENTATIONS = {"mot": 6, "rsz": 4}
+    class AUGMENTATIONS:
+        mot = 6
+        rsz = 4
+
     # Plate format weights that replace GeneratorParams.FORMATS for the OCR's scenes only, merged
-    # like AUGMENTATIONS ({} keeps the generator's; a weight of 0 leaves a format out). Every format
+    # like AUGMENTATIONS (no entry keeps the generator's; a weight of 0 leaves a format out). Every format
     # the reader may accept: it reads foreign plates, and Swiss ones as well as when trained on them only.
-    FORMATS = {"swiss": 3, "brazil": 1, "us": 1, "eu": 1}
+    class FORMATS:
+        swiss = 3
+        brazil = 1
+        us = 1
+        eu = 1
 
 
 class PrepareStackParams:
@@ -92,7 +116,7 @@ class TrainLocalizeParams:
     LEARNING_RATE = 0.003
     WEIGHT_DECAY = 0.0001
     WIDTH = 16  # channels of the first block; the others are multiples of it
-    INIT_MODEL = ""  # path of a trained model to start from (incremental learning), "" = scratch
+    INIT_MODEL = []  # [path] of a trained model to start from (incremental learning), [] = scratch
     HEATMAP_SIGMA = 1.0  # width of the target blob on the corner heatmaps, in heatmap cells
     HEATMAP_WEIGHT = 0.5  # weight of the heatmap cross-entropy next to the corner error
 
@@ -104,13 +128,13 @@ class TrainOCRParams:
     LEARNING_RATE = 0.003
     WEIGHT_DECAY = 0.0001
     WIDTH = 32
-    INIT_MODEL = ""
+    INIT_MODEL = []
 
 
 class ReaderParams:
     """How the PlateReader reads (evaluate_stack, and the MLEM package, which stores them)."""
 
-    FORMATS = ["swiss"]  # plate formats the reader reports (platereader.formats); others are no plate
+    FORMATS = ['swiss']  # plate formats the reader reports (platereader.formats); others are no plate
     INT8 = True  # run the int8 copies saved with the models (False: the float networks)
     PRESENT_THRESHOLD = 0.5  # plate-present probability above which the localizer's quad is read
     WINDOW_PASSES = 2  # localizer passes on the window of the last quad, after the whole scene

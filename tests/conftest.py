@@ -64,20 +64,21 @@ def repo_copy(tmp_path) -> Path:
 
 
 def set_params(repo: Path, **values) -> None:
-    """Rewrite params.py in `repo`: set_params(repo, **{"PrepareOCRParams.MAX_IMAGES": 64}).
+    """Rewrite params.py in `repo` as `dvc exp run -S` does, with DVC's own writer:
+    set_params(repo, **{"PrepareOCRParams.MAX_IMAGES": 64, "PrepareOCRParams.FORMATS.us": 2})."""
+    from dvc.utils.serialize import load_py, modify_py
 
-    Replaces the whole assignment (multi-line lists and dicts too), as `dvc exp run -S` would.
-    """
-    import ast
+    def entry(tree, key):
+        for part in key:
+            tree = tree[part]
+        return tree
 
     path = repo / "params.py"
+    with modify_py(path) as data:
+        for key, value in values.items():
+            *table, name = key.split(".")
+            assert name in entry(data, table), f"params.py has no {key}"
+            entry(data, table)[name] = value
+    written = load_py(path)
     for key, value in values.items():
-        lines = path.read_text().splitlines(keepends=True)
-        cls, _, attr = key.rpartition(".")
-        body = ast.parse("".join(lines)).body
-        if cls:
-            body = next(node.body for node in body if isinstance(node, ast.ClassDef) and node.name == cls)
-        node = next(n for n in body if isinstance(n, ast.Assign) and n.targets[0].id == attr)
-        indent = " " * node.col_offset
-        lines[node.lineno - 1:node.end_lineno] = [f"{indent}{attr} = {value!r}\n"]
-        path.write_text("".join(lines))
+        assert entry(written, key.split(".")) == value, f"DVC did not set params.py:{key}"

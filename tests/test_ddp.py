@@ -36,7 +36,7 @@ class TinyParams:
     LEARNING_RATE = 3e-3
     WEIGHT_DECAY = 1e-4
     WIDTH = 4
-    INIT_MODEL = ""
+    INIT_MODEL = []
 
 
 def ocr_data(n: int, seed: int) -> dict[str, np.ndarray]:

@@ -54,7 +54,7 @@ def test_default_scenes_are_those_from_before_formats():
     Swiss-only generator before FORMATS existed: the default draws what it drew. (Pixels are not
     hashed: float resampling can flip a grey level between processes; the style drawn is checked by
     test_default_draws_no_format.)"""
-    assert G.FORMATS == {"swiss": 1}
+    assert plate_formats.format_weights(G) == {"swiss": 1}
     assert _fingerprint() == "ae70f58299754df64094998fc246ab6b"
 
 
@@ -209,7 +209,7 @@ BAD = [
     ({"swiss": 0, "us": 0}, "positive"),
     ({}, "positive"),
     ({"swiss": "often"}, "numbers"),
-    (["swiss"], "dict"),
+    (["swiss"], "table format -> weight"),
 ]
 
 

@@ -293,7 +293,7 @@ BAD = [
     ("AUGMENTATIONS", {"mot": 1, "zoom": 2}, "mot, rot"),
     ("AUGMENTATIONS", {"mot": -1, "rot": 1}, "negative"),
     ("AUGMENTATIONS", {"mot": 0, "rot": 0}, "positive"),
-    ("AUGMENTATIONS", ["mot"], "dict"),
+    ("AUGMENTATIONS", ["mot"], "table code -> weight"),
     ("CANTONS", ["ZH", "XX"], "AG, AI"),
     ("CANTONS", "ZH", "list"),
     ("DIGIT_WEIGHTS", [0, 0, 0, 0, 0, 0], "positive"),

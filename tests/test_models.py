@@ -138,7 +138,7 @@ class TinyParams:
     LEARNING_RATE = 3e-3
     WEIGHT_DECAY = 1e-4
     WIDTH = 4
-    INIT_MODEL = ""
+    INIT_MODEL = []
 
 
 class OneEpoch(TinyParams):
@@ -231,7 +231,7 @@ def test_init_model_must_match(tmp_path):
     save_model(Localizer(width=4), tmp_path / "loc.pt")
 
     class FromLocalizer(TinyParams):
-        INIT_MODEL = str(tmp_path / "loc.pt")
+        INIT_MODEL = [str(tmp_path / "loc.pt")]
 
     with pytest.raises(UserError, match="INIT_MODEL.*Localizer"):
         run_train(tmp_path, p=FromLocalizer)

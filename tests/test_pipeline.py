@@ -101,11 +101,11 @@ def test_prepared_data_is_the_same_with_and_without_multiprocessing(repo_copy, t
     ("platereader.stages.prepare_localize", "PrepareLocalizeParams.VAL_SPLIT", 1.5, "PrepareLocalizeParams.VAL_SPLIT"),
     ("platereader.stages.prepare_localize", "PrepareLocalizeParams.WINDOW_MARGIN", [0.1], "WINDOW_MARGIN"),
     ("platereader.stages.prepare_ocr", "PrepareOCRParams.VAL_SPLIT", 0, "(0, 1)"),
-    ("platereader.stages.prepare_ocr", "GeneratorParams.AUGMENTATIONS", {"xyz": 1}, "xyz"),
-    ("platereader.stages.prepare_ocr", "PrepareOCRParams.AUGMENTATIONS", {"mot": -1}, "PrepareOCRParams.AUGMENTATIONS"),
+    ("platereader.stages.prepare_ocr", "GeneratorParams.AUGMENTATIONS.rot", -1, "GeneratorParams.AUGMENTATIONS"),
+    ("platereader.stages.prepare_ocr", "PrepareOCRParams.AUGMENTATIONS.mot", -1, "PrepareOCRParams.AUGMENTATIONS"),
     ("platereader.stages.prepare_stack", "GeneratorParams.CANTONS", ["ZH", "XX"], "XX"),
     ("platereader.stages.train_localize", "TrainLocalizeParams.EPOCHS", 0, "TrainLocalizeParams.EPOCHS"),
-    ("platereader.stages.train_ocr", "TrainOCRParams.INIT_MODEL", "missing.pt", "INIT_MODEL"),
+    ("platereader.stages.train_ocr", "TrainOCRParams.INIT_MODEL", ["missing.pt"], "INIT_MODEL"),
     ("platereader.stages.save_stack", "ReaderParams.FORMATS", ["mars"], "ReaderParams.FORMATS"),
 ])
 def test_bad_params_fail_with_one_line_and_write_nothing(repo_copy, module, key, value, message):

@@ -60,13 +60,24 @@ def boolean(cls, attr: str) -> bool:
 
 
 def model_path(cls, attr: str) -> str:
-    """An optional path to an existing model file ("" = none)."""
+    """An optional path to an existing model file, written [path] or [] for none ("" returned):
+    `dvc exp run -S` can rewrite a list in params.py, not a string."""
     value = get(cls, attr)
-    if not isinstance(value, str):
-        fail(cls, attr, f"= {value!r}: expected a path string, or \"\" for none")
-    if value and not os.path.isfile(value):
+    if not isinstance(value, list) or len(value) > 1 or not all(isinstance(v, str) and v for v in value):
+        fail(cls, attr, f"= {value!r}: expected a one-element list such as ['out/models/ocr/model.pt'] "
+                        "(a list: `dvc exp run -S` cannot write a string into params.py), or [] for none")
+    path = value[0] if value else ""
+    if path and not os.path.isfile(path):
         fail(cls, attr, f"= {value!r}: no such model file; give the path of a trained model.pt "
-                        "(e.g. out/models/ocr/model.pt) or \"\" to train from scratch")
+                        "(e.g. ['out/models/ocr/model.pt']) or [] to train from scratch")
+    return path
+
+
+def table(value):
+    """A name -> value table of params.py as a dict: params.py writes one as a class, one entry per
+    line (`dvc exp run -S` can set those, not a dict's); tests and the library may pass a dict."""
+    if isinstance(value, type):
+        return {k: v for k, v in vars(value).items() if not k.startswith("_")}
     return value
 
 

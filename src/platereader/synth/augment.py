@@ -27,6 +27,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from platereader import validate
+
 AUG_CODES = ("mot", "rot", "r3d", "blr", "shd", "noi", "cut", "pad", "tbc", "brg", "rsz")
 GEOMETRIC = frozenset({"rot", "r3d", "cut", "pad", "tbc"})
 PHOTOMETRIC = frozenset(AUG_CODES) - GEOMETRIC
@@ -38,8 +40,9 @@ def draw_codes(rng: np.random.Generator, gen) -> list[str]:
     count = int(rng.integers(lo, hi + 1))
     if count == 0:
         return []
-    codes = [c for c in AUG_CODES if gen.AUGMENTATIONS.get(c, 0) > 0]  # canonical order
-    cum = np.cumsum([float(gen.AUGMENTATIONS[c]) for c in codes])
+    weights = validate.table(gen.AUGMENTATIONS)
+    codes = [c for c in AUG_CODES if weights.get(c, 0) > 0]  # canonical order
+    cum = np.cumsum([float(weights[c]) for c in codes])
     picks = np.searchsorted(cum, rng.random(count) * cum[-1], side="right")
     return [codes[min(int(i), len(codes) - 1)] for i in picks]
 

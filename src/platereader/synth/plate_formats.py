@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from platereader import formats
+from platereader import formats, validate
 from platereader.synth import fonts, plates
 
 DEFAULT_FORMATS = {"swiss": 1}
@@ -301,9 +301,14 @@ def draw_style(rng: np.random.Generator, name: str) -> FormatStyle:
     )
 
 
+def format_weights(gen) -> dict:
+    """`gen.FORMATS` as a dict, format name -> weight (Swiss only where `gen` has none)."""
+    return validate.table(getattr(gen, "FORMATS", DEFAULT_FORMATS))
+
+
 def format_names(gen) -> tuple[str, ...]:
     """The formats `gen` draws (positive weight), in the order of platereader.formats.FORMATS."""
-    weights = getattr(gen, "FORMATS", DEFAULT_FORMATS)
+    weights = format_weights(gen)
     return tuple(n for n in formats.FORMATS if weights.get(n, 0) > 0)
 
 
@@ -313,7 +318,7 @@ def draw(rng: np.random.Generator, gen):
     names = format_names(gen)
     name = names[0]
     if len(names) > 1:
-        weights = getattr(gen, "FORMATS", DEFAULT_FORMATS)
+        weights = format_weights(gen)
         name = names[_pick(rng.random(), [float(weights[n]) for n in names])]
     if name == "swiss":
         return plates.draw_style(rng, gen)

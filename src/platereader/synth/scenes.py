@@ -214,21 +214,23 @@ def compose_scene(rng: np.random.Generator, gen, size: int = 256,
 def with_augmentations(gen, weights: dict):
     """`gen` with some augmentation weights replaced: a training set may draw a degradation more
     often than the scenes the stack is scored on, which keep `gen` itself."""
-    return type(gen.__name__, (gen,), {"AUGMENTATIONS": {**gen.AUGMENTATIONS, **weights}}) if weights else gen
+    weights = validate.table(weights)
+    return type(gen.__name__, (gen,), {"AUGMENTATIONS": {**validate.table(gen.AUGMENTATIONS), **weights}}) if weights else gen
 
 
 def with_formats(gen, weights: dict):
     """`gen` with some plate format weights replaced (merged like `with_augmentations`: a weight of
     0 leaves a format out): the OCR may train on more formats than the localizer and the stack set."""
-    return type(gen.__name__, (gen,), {"FORMATS": {**gen.FORMATS, **weights}}) if weights else gen
+    weights = validate.table(weights)
+    return type(gen.__name__, (gen,), {"FORMATS": {**validate.table(gen.FORMATS), **weights}}) if weights else gen
 
 
 def validate_stage_formats(gen, cls) -> None:
     """A stage's FORMATS (`cls.FORMATS`, replacements for some of `gen`'s, see `with_formats`):
     valid weights that leave some format above 0."""
     validate_formats(cls, allow_all_zero=True)
-    if not any(weight > 0 for weight in with_formats(gen, cls.FORMATS).FORMATS.values()):
-        validate.fail(cls, "FORMATS", f"= {cls.FORMATS!r} gives every format of GeneratorParams.FORMATS "
+    if not any(weight > 0 for weight in validate.table(with_formats(gen, cls.FORMATS).FORMATS).values()):
+        validate.fail(cls, "FORMATS", f"= {validate.table(cls.FORMATS)!r} gives every format of GeneratorParams.FORMATS "
                                       "weight 0: leave one above 0")
 
 
@@ -245,11 +247,11 @@ def make_scene(rng: np.random.Generator, gen, size: int = 256) -> Scene:
 # --- parameter validation ----------------------------------------------------------------------------
 
 def validate_augmentations(cls, attr: str = "AUGMENTATIONS", allow_all_zero: bool = False) -> None:
-    """An AUGMENTATIONS dict, augmentation code -> weight >= 0: the generator's, or a training
-    stage's replacements for some of them (`with_augmentations`)."""
-    weights = validate.get(cls, attr)
+    """An AUGMENTATIONS table (validate.table), augmentation code -> weight >= 0: the generator's,
+    or a training stage's replacements for some of them (`with_augmentations`)."""
+    weights = validate.table(validate.get(cls, attr))
     if not isinstance(weights, dict):
-        validate.fail(cls, attr, f"= {weights!r}: must be a dict code -> weight; codes: {', '.join(augment.AUG_CODES)}")
+        validate.fail(cls, attr, f"= {weights!r}: must be a table code -> weight (a class in params.py); codes: {', '.join(augment.AUG_CODES)}")
     for code in weights:
         if code not in augment.AUG_CODES:
             validate.fail(cls, attr, f"has unknown code {code!r}: allowed are {', '.join(augment.AUG_CODES)}")
@@ -257,12 +259,12 @@ def validate_augmentations(cls, attr: str = "AUGMENTATIONS", allow_all_zero: boo
 
 
 def validate_formats(cls, attr: str = "FORMATS", allow_all_zero: bool = False) -> None:
-    """A FORMATS dict, plate format name (platereader.formats) -> weight >= 0: the generator's, or a
-    training stage's replacements for some of them (`with_formats`)."""
-    weights = validate.get(cls, attr)
+    """A FORMATS table (validate.table), plate format name (platereader.formats) -> weight >= 0: the
+    generator's, or a training stage's replacements for some of them (`with_formats`)."""
+    weights = validate.table(validate.get(cls, attr))
     known = ", ".join(formats.FORMATS)
     if not isinstance(weights, dict):
-        validate.fail(cls, attr, f"= {weights!r}: must be a dict format -> weight; formats: {known}")
+        validate.fail(cls, attr, f"= {weights!r}: must be a table format -> weight (a class in params.py); formats: {known}")
     for name in weights:
         if name not in formats.FORMATS:
             validate.fail(cls, attr, f"has unknown format {name!r}: allowed are {known}")

@@ -114,8 +114,9 @@ def _train(ctx: distributed.Single, *, name: str, p, make_model: Callable[[], to
         keep_freed_memory()
         torch.set_num_threads(ctx.threads())
         torch.use_deterministic_algorithms(True, warn_only=True)
-    if p.INIT_MODEL:
-        _init_from(model, p.INIT_MODEL, p_name=type(p).__name__)
+    init = validate.model_path(p, "INIT_MODEL")
+    if init:
+        _init_from(model, init, p_name=type(p).__name__)
     model.to(dev)
 
     n = len(train["images"])
@@ -233,10 +234,10 @@ def _init_from(model: torch.nn.Module, path: str, p_name: str) -> None:
     try:
         source, _ = load_model(path)
     except Exception as exc:  # a corrupt or foreign file: say which and why
-        raise UserError(f"params.py:{p_name}.INIT_MODEL = {path!r} is not a model file saved by this "
+        raise UserError(f"params.py:{p_name}.INIT_MODEL = [{path!r}] is not a model file saved by this "
                         f"project ({exc.__class__.__name__}: {exc})") from None
     if type(source) is not type(model) or source.config != model.config:
-        raise UserError(f"params.py:{p_name}.INIT_MODEL = {path!r} is a {type(source).__name__} {source.config}, "
+        raise UserError(f"params.py:{p_name}.INIT_MODEL = [{path!r}] is a {type(source).__name__} {source.config}, "
                         f"but this stage trains a {type(model).__name__} {model.config}: point it at a "
                         "matching model or change WIDTH/INPUT_SIZE to match")
     model.load_state_dict(source.state_dict())
