@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from platereader.geometry.quads import is_convex, quad_iou
-from platereader.nets.networks import ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, load_model, save_model
+from platereader.nets.networks import (ALPHABET, Localizer, PlateOCR, ctc_greedy_decode, encode_text, fold_batchnorm,
+                                       load_model, save_model)
 from platereader.nets.quantize import available as int8_available
 from platereader.geometry.rectify import halvings, rectify
 from platereader.training.loop import train
@@ -288,8 +289,6 @@ def test_second_pass_window_shows_the_quad_upright_with_its_margin():
 
 
 def test_folded_batchnorm_gives_the_same_outputs():
-    from platereader.nets.networks import fold_batchnorm
-
     torch.manual_seed(0)
     for model, shape in ((Localizer(width=8), (2, 1, 64, 64)), (PlateOCR(width=8), (2, 1, 32, 128))):
         model.train()
@@ -331,6 +330,27 @@ def test_int8_copy_is_close_to_the_float_network_and_survives_saving(tmp_path):
         assert (expected - got).abs().max() < 0.05 * expected.abs().max()
         assert torch.equal(int8(x)[0], int8_copy(model, extra["int8"])(x)[0])  # rebuilt the same
     assert int8_copy(model, None) is None  # files saved without an int8 state: the reader stays float
+
+
+def test_int8_trunk_gives_the_photo_search_the_float_presence_map():
+    from platereader.nets.quantize import calibrate, int8_copy, int8_trunk
+
+    if not int8_available():
+        pytest.skip("this PyTorch build has no x86 int8 kernels")
+    torch.manual_seed(0)
+    model = Localizer(width=8, input_size=64)
+    model.train()
+    for _ in range(3):
+        model(torch.rand(16, 1, 64, 64) * 255)
+    model.eval()
+    trunk = int8_trunk(int8_copy(model, calibrate(model, torch.randint(0, 256, (64, 1, 64, 64)).float())))
+    folded = fold_batchnorm(model)
+    photo = torch.randint(0, 256, (2, 1, 180, 320)).float()  # bigger than the inputs calibrated on
+    with torch.no_grad():
+        expected, got = folded.presence_map(photo, 64), folded.presence_map(photo, 64, trunk=trunk)
+    assert got.shape == expected.shape == (2, 9, 17)  # one window every 16 px
+    assert (expected - got).abs().max() < 0.05 * expected.abs().max()
+    assert int8_trunk(folded) is None and int8_trunk(None) is None  # float networks: the float trunk
 
 
 def test_square_to_quad_maps_the_unit_square_onto_each_quad():

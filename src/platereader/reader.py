@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from platereader.geometry.rectify import halvings, rectify
 from platereader.images import to_gray
 from platereader.decoding import read_texts
 from platereader.nets.networks import Localizer, fold_batchnorm, load_trained
-from platereader.nets.quantize import inference_copy
+from platereader.nets.quantize import inference_copy, int8_trunk
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,9 @@ class PlateReader:
         # What reading runs: the int8 copies saved with the models, or the float networks.
         self._localize, int8_localizer = inference_copy(localizer, localizer_extra, config.int8)
         self._read_text, int8_ocr = inference_copy(ocr, ocr_extra, config.int8)
-        self._presence_map = fold_batchnorm(localizer).presence_map  # the photo search's dense pass
+        # The photo search's dense pass: the float network's presence head over the int8 trunk.
+        self._presence_map = partial(fold_batchnorm(localizer).presence_map,
+                                     trunk=int8_trunk(self._localize) if int8_localizer else None)
         self.int8 = int8_localizer and int8_ocr
         self.input_size = localizer.config["input_size"]
         self.window_margin = tuple(localizer_extra["window_margin"])

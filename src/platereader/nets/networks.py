@@ -69,12 +69,17 @@ class Localizer(nn.Module):
         up2 = x2 + F.interpolate(self.lat2(up3), size=x2.shape[-2:], mode="nearest")
         return self.head(up2), self.present(x4.amax((2, 3))).squeeze(1)
 
-    def presence_map(self, images: torch.Tensor, window: int) -> torch.Tensor:
+    def trunk(self, normalised: torch.Tensor) -> torch.Tensor:
+        """The 1/16 feature map the presence head reads, from `normalise`d images."""
+        return self.down4(self.down3(self.down2(normalised)))
+
+    def presence_map(self, images: torch.Tensor, window: int, trunk=None) -> torch.Tensor:
         """Plate-present logits (B, h, w) of every `window` x `window` square of larger images (B,
         1, H, W), one every 16 pixels: the trunk runs once over the image and the presence head on
         each window's cells, so a photo is searched for a fraction of the cost of cutting it into
-        inputs. Cell (i, j) is the window whose top-left pixel is (16 j, 16 i)."""
-        x4 = self.down4(self.down3(self.down2(normalise(images))))
+        inputs. Cell (i, j) is the window whose top-left pixel is (16 j, 16 i). trunk: what
+        computes `self.trunk` (the int8 copy's, `quantize.int8_trunk`)."""
+        x4 = (trunk or self.trunk)(normalise(images))
         cells = max(1, window // 16)
         pooled = F.max_pool2d(x4, cells, stride=1) if min(x4.shape[-2:]) >= cells else x4.amax((2, 3), keepdim=True)
         return self.present(pooled.permute(0, 2, 3, 1)).squeeze(-1)
