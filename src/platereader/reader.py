@@ -206,8 +206,7 @@ class PlateReader:
         self._localize, int8_localizer = inference_copy(localizer, localizer_extra, config.int8)
         self._read_text, int8_ocr = inference_copy(ocr, ocr_extra, config.int8)
         # The photo search's dense pass: the float network's presence head over the int8 trunk.
-        self._presence_map = partial(fold_batchnorm(localizer).presence_map,
-                                     trunk=int8_trunk(self._localize) if int8_localizer else None)
+        self._presence_map = partial(fold_batchnorm(localizer).presence_map, trunk=int8_trunk(self._localize))
         self.int8 = int8_localizer and int8_ocr
         self.input_size = localizer.config["input_size"]
         self.window_margin = tuple(localizer_extra["window_margin"])

@@ -46,6 +46,7 @@ class Localizer(nn.Module):
     """
 
     float_modules = ("head.1",)  # the heatmap logits stay float in the int8 copy (src/platereader/nets/quantize.py)
+    trunk_modules = ("down2", "down3", "down4")  # what `trunk` runs, in order (and `quantize.int8_trunk`)
 
     def __init__(self, width: int = 16, input_size: int = 64):
         super().__init__()
@@ -69,9 +70,11 @@ class Localizer(nn.Module):
         up2 = x2 + F.interpolate(self.lat2(up3), size=x2.shape[-2:], mode="nearest")
         return self.head(up2), self.present(x4.amax((2, 3))).squeeze(1)
 
-    def trunk(self, normalised: torch.Tensor) -> torch.Tensor:
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The 1/16 feature map the presence head reads, from `normalise`d images."""
-        return self.down4(self.down3(self.down2(normalised)))
+        for name in self.trunk_modules:
+            x = getattr(self, name)(x)
+        return x
 
     def presence_map(self, images: torch.Tensor, window: int, trunk=None) -> torch.Tensor:
         """Plate-present logits (B, h, w) of every `window` x `window` square of larger images (B,

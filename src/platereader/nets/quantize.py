@@ -21,7 +21,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from platereader.nets.networks import fold_batchnorm
+from platereader.nets.networks import Localizer, fold_batchnorm
 
 ENGINE = "x86"  # oneDNN/fbgemm int8 kernels: Intel and AMD CPUs (AVX2 or newer)
 CALIBRATION_INPUTS = 512  # training inputs whose activation ranges set the int8 scales
@@ -84,7 +84,7 @@ def inference_copy(model: nn.Module, extra: dict, int8: bool) -> tuple[nn.Module
     return (copy, True) if copy is not None else (fold_batchnorm(model), False)
 
 
-def int8_trunk(converted: nn.Module | None, prefixes=("down2", "down3", "down4")):
+def int8_trunk(converted: nn.Module | None, prefixes=Localizer.trunk_modules):
     """The int8 copy's chain of convolutions named by `prefixes` (the localizer's trunk) as a
     function of float normalised images, float features out; None without an int8 copy or where
     its graph is not such a chain (the caller stays in float). The photo search runs the trunk over
