@@ -263,3 +263,22 @@ def test_the_photo_search_finds_a_large_and_a_small_plate_in_one_photo():
                    for r in reader.read([photo])[0])
     assert np.allclose(found, [[100, 100, 260, 150], [1000, 600, 1045, 615]], atol=4)
     assert reader.read([np.zeros_like(photo)])[0] == []  # and none in a photo without a plate
+
+
+def test_photos_read_together_read_as_each_alone():
+    # The photo search runs all photos' windows through the localizer together and stacks photos of
+    # one size into its presence maps: a photo's plates must not depend on the rest of the batch.
+    first, second = np.zeros((720, 1280), np.uint8), np.zeros((720, 1280), np.uint8)
+    first[100:150, 100:260] = 255
+    second[600:615, 1000:1045] = 255
+    other_size = np.zeros((600, 800), np.uint8)
+    other_size[300:330, 400:490] = 255
+    reader = blob_reader(FixedReading("ZH123", 0.999))
+    reader.config = replace(CONFIG, photo_tile_sides=(0.5, 0.3, 0.18, 0.11), max_plates=2)
+    photos = [first, other_size, second]
+    together = reader.inspect(photos)
+    for photo, candidates in zip(photos, together):
+        alone = reader.inspect([photo])[0]
+        assert [(r.found_in, r.reported) for r in candidates] == [(r.found_in, r.reported) for r in alone]
+        assert np.allclose([r.corners for r in candidates], [r.corners for r in alone], atol=1e-3)
+        assert any(r.found_in == "photo" and r.reported for r in candidates)

@@ -192,6 +192,11 @@ def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tenso
             for idx in by_shape.values()]
 
 
+# Input pixels per presence-map call of the photo search: photos of one size are stacked up to it, as
+# larger calls run slower on 2 cores (docs/history.md).
+PRESENCE_MAP_PIXELS = 2 ** 20
+
+
 class PlateReader:
     """Reads plates with a trained localizer and OCR model, as a `ReaderConfig` says."""
 
@@ -239,8 +244,7 @@ class PlateReader:
         found_in = ["tile" if tile else "scene" for tile in from_tiles]
         extra = [(i, quad, p, "tile") for i, quad, p in self.more_plates(grays, corners, present)] \
             if c.max_plates > 1 else []
-        extra += [(i, quad, p, "photo") for i, gray in enumerate(grays) if self.searched(gray)
-                  for quad, p in self.photo_search(gray)]
+        extra += [(i, quad, p, "photo") for i, quad, p in self.photo_search(groups)]
         if extra:
             owner += [e[0] for e in extra]
             corners = torch.cat([corners, torch.stack([e[1] for e in extra])])
@@ -301,46 +305,74 @@ class PlateReader:
         groups = [([small[j] for j in idx], scenes) for idx, scenes in group_by_shape([grays[owner[k]] for k in small])]
         return groups + [(ks, torch.tensor(grays[i], dtype=torch.float32)[None, None]) for i, ks in big.items()]
 
-    def searched(self, gray: np.ndarray) -> bool:
+    def searched(self, gray: np.ndarray | torch.Tensor) -> bool:
         """Whether the photo search runs on this image: a photo, and window sides configured."""
         return bool(self.config.photo_tile_sides) and max(gray.shape) >= self.config.photo_min_side
 
-    def photo_search(self, gray: np.ndarray) -> list[tuple[torch.Tensor, float]]:
-        """Plates of any size in a photo. For each of photo_tile_sides (shares of the longer side)
-        the photo is shrunk so that a square of that side becomes one input, and the localizer's
-        presence is computed for such a square every 16 input pixels in one pass of its trunk
-        (`Localizer.presence_map`). Of the squares that are local maxima and `distinct`, the
-        photo_candidates most likely of each size and the 4 x photo_candidates most likely overall
-        get the first pass, then `refine`; the photo_candidates best that overlap no other
-        are kept. Returns (quad (4, 2), presence) pairs above present_threshold, most likely first."""
+    def photo_search(self, groups: list[tuple[list[int], torch.Tensor]]) -> list[tuple[int, torch.Tensor, float]]:
+        """Plates of any size in the photos among `groups` (scenes of one shape, `group_by_shape`).
+        For each of photo_tile_sides (shares of the longer side) a photo is shrunk so that a square
+        of that side becomes one input, and the localizer's presence is computed for such a square
+        every 16 input pixels in one pass of its trunk (`Localizer.presence_map`). Of the squares
+        that are local maxima and `distinct`, the photo_candidates most likely of each size and the
+        4 x photo_candidates most likely overall get the first pass, then `refine`; of each photo
+        the photo_candidates best that overlap no other are kept. Every photo's windows go through
+        the localizer together (a few large calls cost less than many small ones). Returns (image
+        index, quad (4, 2), presence) triples above present_threshold, each photo's most likely first."""
         c, size, margin = self.config, self.input_size, self.window_margin
-        scene = torch.tensor(gray, dtype=torch.float32)[None, None]
-        coarser = halvings(scene, 3)  # windows of up to 8x the input's side sampled from a copy as coarse
-        chosen, windows = set(), []  # (logit, left, top, side) in photo pixels
-        for share in c.photo_tile_sides:
-            longer = round(size / share)  # the photo shrunk so a window of that share is one input,
-            level = sum(max(h.shape[-2:]) >= longer for h in coarser)  # from its coarsest copy as large
-            shrunk, scale = shrink(coarser[level - 1] if level else scene, longer, size)
-            scale /= 2 ** level
-            logits = self._presence_map(shrunk[:, None].float(), size)[0]
-            peaks = (logits == F.max_pool2d(logits[None], 3, 1, 1)[0]).nonzero().tolist()
-            peaks = distinct([(float(logits[i, j]), 16 * j / scale, 16 * i / scale, size / scale) for i, j in peaks],
-                             4 * c.photo_candidates)
-            chosen.update(peaks[:c.photo_candidates])  # every size has its say: small plates score lower
-            windows += peaks
-        chosen.update(sorted(windows, reverse=True)[:4 * c.photo_candidates])
-        left, top, side = torch.tensor([w[1:] for w in sorted(chosen)], dtype=torch.float64).T
-        frames = square_frames(left, top, side, margin)
-        heatmaps, logits = self._localize(window_inputs(scene, frames, size, margin, coarser=coarser).unsqueeze(1))
+        photos = [(idx, scenes) for idx, scenes in groups if self.searched(scenes[0, 0])]
+        if not photos:
+            return []
+        owners, scenes, coarser, frames, inputs = [], [], [], [], []
+        for idx, stack in photos:
+            stack_coarser = halvings(stack, 3)  # windows of up to 8x the input's side sampled from a copy as coarse
+            for j, (i, windows) in enumerate(zip(idx, self.search_windows(stack, stack_coarser))):
+                scene, photo_coarser = stack[j:j + 1], [h[j:j + 1] for h in stack_coarser]
+                left, top, side = torch.tensor(windows, dtype=torch.float64).T
+                frames.append(square_frames(left, top, side, margin))
+                inputs.append(window_inputs(scene, frames[-1], size, margin, coarser=photo_coarser))
+                owners.append(i), scenes.append(scene), coarser.append(photo_coarser)
+        heatmaps, logits = self._localize(torch.cat(inputs).unsqueeze(1))
+        frames = torch.cat(frames)
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
-        refined, present = self.refine([(list(range(len(quads))), scene)], quads, logits, coarser)
-        kept: list[tuple[torch.Tensor, float]] = []
-        for k in present.argsort(descending=True).tolist():
-            if present[k] <= c.present_threshold or len(kept) == c.photo_candidates:
-                break
-            if all(box_iou(refined[k], quad) < 0.2 for quad, _ in kept):
-                kept.append((refined[k], float(present[k])))
-        return kept
+        starts = np.cumsum([0] + [len(f) for f in inputs]).tolist()
+        groups = [(list(range(a, b)), scene) for a, b, scene in zip(starts, starts[1:], scenes)]
+        refined, present = self.refine(groups, quads, logits, coarser)
+        found = []
+        for i, (rows, _) in zip(owners, groups):
+            kept: list[torch.Tensor] = []
+            for k in present[rows].argsort(descending=True).tolist():
+                k = rows[k]
+                if present[k] <= c.present_threshold or len(kept) == c.photo_candidates:
+                    break
+                if all(box_iou(refined[k], quad) < 0.2 for quad in kept):
+                    kept.append(refined[k])
+                    found.append((i, refined[k], float(present[k])))
+        return found
+
+    def search_windows(self, photos: torch.Tensor, coarser: list[torch.Tensor]) -> list[list[tuple[float, float, float]]]:
+        """The photo search's windows (left, top, side) in photo pixels for each of photos (b, 1, H,
+        W) of one size, from their presence maps (`photo_search`); coarser: their `halvings`."""
+        c, size = self.config, self.input_size
+        chosen = [set() for _ in photos]
+        windows: list[list[tuple[float, float, float, float]]] = [[] for _ in photos]  # (logit, left, top, side)
+        for share in c.photo_tile_sides:
+            longer = round(size / share)  # the photos shrunk so a window of that share is one input,
+            level = sum(max(h.shape[-2:]) >= longer for h in coarser)  # from their coarsest copy as large
+            shrunk, scale = shrink(coarser[level - 1] if level else photos, longer, size)
+            scale /= 2 ** level
+            per_call = max(1, PRESENCE_MAP_PIXELS // shrunk[0].numel())
+            maps = torch.cat([self._presence_map(shrunk[j:j + per_call, None].float(), size)
+                              for j in range(0, len(shrunk), per_call)])
+            for logits, photo_chosen, photo_windows in zip(maps, chosen, windows):
+                peaks = (logits == F.max_pool2d(logits[None], 3, 1, 1)[0]).nonzero().tolist()
+                peaks = distinct([(float(logits[i, j]), 16 * j / scale, 16 * i / scale, size / scale)
+                                  for i, j in peaks], 4 * c.photo_candidates)
+                photo_chosen.update(peaks[:c.photo_candidates])  # every size has its say: small plates score lower
+                photo_windows += peaks
+        for photo_chosen, photo_windows in zip(chosen, windows):
+            photo_chosen.update(sorted(photo_windows, reverse=True)[:4 * c.photo_candidates])
+        return [[w[1:] for w in sorted(photo_chosen)] for photo_chosen in chosen]
 
     @torch.inference_mode()
     def locate(self, grays: list[np.ndarray], groups=None) -> tuple[torch.Tensor, list[float], list[bool]]:
@@ -370,15 +402,15 @@ class PlateReader:
         return corners, present.tolist(), from_tiles.tolist()
 
     def refine(self, groups, corners: torch.Tensor, present_logits: torch.Tensor,
-               coarser=()) -> tuple[torch.Tensor, torch.Tensor]:
+               coarser=None) -> tuple[torch.Tensor, torch.Tensor]:
         """`window_passes` from quads (B, 4, 2) and the presence logits of the pass that found
-        them: the refined quads and the last pass's plate-present probabilities (B,). coarser: the
-        `halvings` of the one scene of `groups` (a photo), which large windows are sampled from."""
+        them: the refined quads and the last pass's plate-present probabilities (B,). coarser: for
+        each group of one scene (a photo), its `halvings`, which large windows are sampled from."""
         size, margin = self.input_size, self.window_margin
         windows = torch.empty(len(corners), size, size, dtype=torch.uint8)
         for _ in range(self.config.window_passes):
-            for idx, scenes in groups:
-                windows[idx] = window_inputs(scenes, corners[idx], size, margin, coarser=coarser)
+            for g, (idx, scenes) in enumerate(groups):
+                windows[idx] = window_inputs(scenes, corners[idx], size, margin, coarser=coarser[g] if coarser else ())
             heatmaps, present_logits = self._localize(windows.unsqueeze(1))
             refined = frame_to_scene(corners, Localizer.corners(heatmaps, size), size, margin)
             # A window cut from a bad quad can give a folded one, corners thousands of pixels off

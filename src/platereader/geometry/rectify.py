@@ -68,7 +68,7 @@ def to_uint8(crops: torch.Tensor) -> torch.Tensor:
 
 
 def halvings(image: torch.Tensor, count: int) -> list[torch.Tensor]:
-    """An image (1, 1, H, W) shrunk 2x, 4x, ... `count` times (2x2 pixel means, an odd last row or
+    """Images (B, 1, H, W) shrunk 2x, 4x, ... `count` times (2x2 pixel means, an odd last row or
     column dropped), for `rectify(coarser=...)`: pixel x of the k-th spans x * 2^k of the image."""
     levels = [image.float()]
     for _ in range(count):
