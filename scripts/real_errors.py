@@ -100,7 +100,7 @@ def labels_read(reader: PlateReader, photo: realdata.Photo, gray: np.ndarray) ->
         return 0
     corners = torch.tensor(np.stack([p.corners for p in photo.plates]), dtype=torch.float32)
     scene = torch.tensor(gray, dtype=torch.float32)[None, None]
-    texts = reader.texts(reader.crops([(list(range(len(corners))), scene)], corners), [False] * len(corners))
+    texts = reader.texts(reader.crops([(list(range(len(corners))), scene, None)], corners), [False] * len(corners))
     return sum(text == p.text for (text, _), p in zip(texts, photo.plates))
 
 

@@ -82,6 +82,22 @@ def test_rectify_samples_large_windows_from_coarser_copies_as_it_would_from_the_
     assert not torch.equal(fast[0], plain[0]) and torch.equal(fast[2], plain[2])
 
 
+def test_rectify_cuts_quads_from_a_stack_of_images_as_from_each_alone():
+    # rows: quads of a batch's photos cut without copying any photo; each crop as it is alone.
+    y, x = torch.meshgrid(torch.arange(360.0), torch.arange(640.0), indexing="ij")
+    photos = torch.stack([127 + 100 * torch.sin(x / (17 + 9 * k)) * torch.cos(y / 23) for k in range(3)])[:, None]
+    quads = torch.tensor([[[10.0, 20.0], [200.0, 30.0], [190.0, 90.0], [15.0, 80.0]],  # 2-3x: the 2x copies
+                          [[-30.0, -10.0], [60.0, -10.0], [60.0, 40.0], [-30.0, 40.0]],  # past the edges
+                          [[300.0, 100.0], [340.0, 100.0], [340.0, 120.0], [300.0, 120.0]]])
+    rows = torch.tensor([2, 0, 2])
+    coarser = halvings(photos, 2)
+    together = rectify(photos, quads, 40, 80, (0.1, 0.3), coarser=coarser, rows=rows)
+    for crop, quad, row in zip(together, quads, rows.tolist()):
+        alone = rectify(photos[row:row + 1], quad[None], 40, 80, (0.1, 0.3), coarser=[h[row:row + 1] for h in coarser])
+        assert torch.equal(crop, alone[0])
+    assert not torch.equal(together[0], rectify(photos[:1], quads[:1], 40, 80, (0.1, 0.3))[0])  # not photo 0's
+
+
 def test_ctc_greedy_decode_collapses_repeats_and_blanks():
     path = [0, encode_text("Z")[0], encode_text("Z")[0], 0, encode_text("H")[0], 0,
             encode_text("1")[0], 0, encode_text("1")[0], encode_text("1")[0]]

@@ -280,5 +280,5 @@ def test_photos_read_together_read_as_each_alone():
     for photo, candidates in zip(photos, together):
         alone = reader.inspect([photo])[0]
         assert [(r.found_in, r.reported) for r in candidates] == [(r.found_in, r.reported) for r in alone]
-        assert np.allclose([r.corners for r in candidates], [r.corners for r in alone], atol=1e-3)
+        assert np.array_equal([r.corners for r in candidates], [r.corners for r in alone])
         assert any(r.found_in == "photo" and r.reported for r in candidates)

@@ -181,14 +181,20 @@ def distinct(windows: list[tuple[float, float, float, float]], count: int) -> li
     return kept
 
 
-def group_by_shape(grays: list[np.ndarray]) -> list[tuple[list[int], torch.Tensor]]:
+# Candidates cut from scenes of one size, resampled in one call: their positions in a batch of
+# candidates, the scenes (b, 1, H, W) float32, and the row of the scenes each is cut from (None: the
+# scene at its own place, or the one scene for all; `rectify`'s rows).
+Group = tuple[list[int], torch.Tensor, "torch.Tensor | None"]
+
+
+def group_by_shape(grays: list[np.ndarray]) -> list[Group]:
     """Scenes of one size stacked into (b, 1, H, W) float32 tensors, with their batch positions, so
     that each size is resampled in one call (a batch from one camera is usually one size). Float
     once here, not in each of the 3-4 resamplings of a read."""
     by_shape: dict[tuple, list[int]] = {}
     for i, gray in enumerate(grays):
         by_shape.setdefault(gray.shape, []).append(i)
-    return [(idx, torch.from_numpy(np.stack([grays[i] for i in idx])).unsqueeze(1).float())
+    return [(idx, torch.from_numpy(np.stack([grays[i] for i in idx])).unsqueeze(1).float(), None)
             for idx in by_shape.values()]
 
 
@@ -242,7 +248,7 @@ class PlateReader:
         corners, present, from_tiles = self.locate(grays, groups)
         owner = list(range(len(grays)))  # the image of each candidate
         found_in = ["tile" if tile else "scene" for tile in from_tiles]
-        extra = [(i, quad, p, "tile") for i, quad, p in self.more_plates(grays, corners, present)] \
+        extra = [(i, quad, p, "tile") for i, quad, p in self.more_plates(grays, groups, corners, present)] \
             if c.max_plates > 1 else []
         extra += [(i, quad, p, "photo") for i, quad, p in self.photo_search(groups)]
         if extra:
@@ -250,12 +256,11 @@ class PlateReader:
             corners = torch.cat([corners, torch.stack([e[1] for e in extra])])
             present += [e[2] for e in extra]
             found_in += [e[3] for e in extra]
-            groups = self.groups_for(grays, owner)
-        texts = self.texts(self.crops(groups, corners), [p > c.present_threshold for p in present])
+        texts = self.texts(self.crops(self.groups_for(groups, owner), corners), [p > c.present_threshold for p in present])
         unsure = [k for k, (text, conf) in enumerate(texts) if present[k] > c.present_threshold
                   and (conf < c.reread_below or formats.match(text, c.formats) is None)]
         if unsure:
-            texts = self.reread(grays, owner, corners, texts, unsure)
+            texts = self.reread(groups, owner, corners, texts, unsure)
         answers: list[list[PlateReading]] = [[] for _ in images]
         for k, (text, text_conf) in enumerate(texts):
             reading = PlateReading(corners[k].numpy(), present[k], text, text_conf, found_in[k])
@@ -293,23 +298,29 @@ class PlateReader:
             reading.reported = id(reading) in score
         readings.sort(key=lambda r: (-score.get(id(r), -1.0), -r.confidence))
 
-    def groups_for(self, grays: list[np.ndarray], owner: list[int]) -> list[tuple[list[int], torch.Tensor]]:
-        """Candidate positions grouped for resampling: those of small images stacked by shape (one
-        call for the batch), those of a photo on that one image (no copy per candidate)."""
-        small, big = [], {}
+    def groups_for(self, groups: list[Group], owner: list[int]) -> list[Group]:
+        """Candidates grouped for resampling, candidate k cut from image owner[k] of the images'
+        `group_by_shape` groups: a photo's (longer side >= photo_min_side) with the row of its photo
+        there, none copied; a smaller image copied for each of its candidates (cheap), so that all
+        are sampled in one call, not one per image."""
+        where = {i: (g, row) for g, (idx, _, _) in enumerate(groups) for row, i in enumerate(idx)}
+        found: dict[int, tuple[list[int], list[int]]] = {}
         for k, i in enumerate(owner):
-            if max(grays[i].shape) >= self.config.photo_min_side:
-                big.setdefault(i, []).append(k)
-            else:
-                small.append(k)
-        groups = [([small[j] for j in idx], scenes) for idx, scenes in group_by_shape([grays[owner[k]] for k in small])]
-        return groups + [(ks, torch.tensor(grays[i], dtype=torch.float32)[None, None]) for i, ks in big.items()]
+            g, row = where[i]
+            positions, rows = found.setdefault(g, ([], []))
+            positions.append(k), rows.append(row)
+        out = []
+        for g, (positions, rows) in found.items():
+            scenes, rows = groups[g][1], torch.tensor(rows)
+            photos = max(scenes.shape[-2:]) >= self.config.photo_min_side
+            out.append((positions, scenes, rows) if photos else (positions, scenes[rows], None))
+        return out
 
     def searched(self, gray: np.ndarray | torch.Tensor) -> bool:
         """Whether the photo search runs on this image: a photo, and window sides configured."""
         return bool(self.config.photo_tile_sides) and max(gray.shape) >= self.config.photo_min_side
 
-    def photo_search(self, groups: list[tuple[list[int], torch.Tensor]]) -> list[tuple[int, torch.Tensor, float]]:
+    def photo_search(self, groups: list[Group]) -> list[tuple[int, torch.Tensor, float]]:
         """Plates of any size in the photos among `groups` (scenes of one shape, `group_by_shape`).
         For each of photo_tile_sides (shares of the longer side) a photo is shrunk so that a square
         of that side becomes one input, and the localizer's presence is computed for such a square
@@ -320,26 +331,31 @@ class PlateReader:
         the localizer together (a few large calls cost less than many small ones). Returns (image
         index, quad (4, 2), presence) triples above present_threshold, each photo's most likely first."""
         c, size, margin = self.config, self.input_size, self.window_margin
-        photos = [(idx, scenes) for idx, scenes in groups if self.searched(scenes[0, 0])]
-        if not photos:
+        windows, owners, searched, coarser = [], [], [], []  # (left, top, side); per window its photo
+        for idx, photos, _ in groups:
+            if not self.searched(photos[0, 0]):
+                continue
+            coarser.append(halvings(photos, 3))  # windows of up to 8x the input's side sampled from a copy as coarse
+            rows = []
+            for row, photo_windows in enumerate(self.search_windows(photos, coarser[-1])):
+                windows += photo_windows
+                owners += [idx[row]] * len(photo_windows)
+                rows += [row] * len(photo_windows)
+            searched.append((list(range(len(owners) - len(rows), len(owners))), photos, torch.tensor(rows)))
+        if not searched:
             return []
-        owners, scenes, coarser, frames, inputs = [], [], [], [], []
-        for idx, stack in photos:
-            stack_coarser = halvings(stack, 3)  # windows of up to 8x the input's side sampled from a copy as coarse
-            for j, (i, windows) in enumerate(zip(idx, self.search_windows(stack, stack_coarser))):
-                scene, photo_coarser = stack[j:j + 1], [h[j:j + 1] for h in stack_coarser]
-                left, top, side = torch.tensor(windows, dtype=torch.float64).T
-                frames.append(square_frames(left, top, side, margin))
-                inputs.append(window_inputs(scene, frames[-1], size, margin, coarser=photo_coarser))
-                owners.append(i), scenes.append(scene), coarser.append(photo_coarser)
-        heatmaps, logits = self._localize(torch.cat(inputs).unsqueeze(1))
-        frames = torch.cat(frames)
+        frames = square_frames(*torch.tensor(windows, dtype=torch.float64).T, margin)
+        inputs = torch.empty(len(frames), size, size, dtype=torch.uint8)
+        for (positions, photos, rows), photos_coarser in zip(searched, coarser):
+            inputs[positions] = window_inputs(photos, frames[positions], size, margin, coarser=photos_coarser, rows=rows)
+        heatmaps, logits = self._localize(inputs.unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
-        starts = np.cumsum([0] + [len(f) for f in inputs]).tolist()
-        groups = [(list(range(a, b)), scene) for a, b, scene in zip(starts, starts[1:], scenes)]
-        refined, present = self.refine(groups, quads, logits, coarser)
+        refined, present = self.refine(searched, quads, logits, coarser)
+        by_photo: dict[int, list[int]] = {}
+        for k, i in enumerate(owners):
+            by_photo.setdefault(i, []).append(k)
         found = []
-        for i, (rows, _) in zip(owners, groups):
+        for i, rows in by_photo.items():
             kept: list[torch.Tensor] = []
             for k in present[rows].argsort(descending=True).tolist():
                 k = rows[k]
@@ -384,7 +400,7 @@ class PlateReader:
         size, threshold = self.input_size, self.config.present_threshold
         inputs = torch.empty(len(grays), size, size, dtype=torch.uint8)
         scales = torch.empty(len(grays))
-        for idx, scenes in groups:
+        for idx, scenes, _ in groups:
             inputs[idx], scales[idx] = fit_square(scenes, size)
         heatmaps, present_logits = self._localize(inputs.unsqueeze(1))
         corners, present = self.refine(groups, Localizer.corners(heatmaps, size) / scales.view(-1, 1, 1),
@@ -405,12 +421,13 @@ class PlateReader:
                coarser=None) -> tuple[torch.Tensor, torch.Tensor]:
         """`window_passes` from quads (B, 4, 2) and the presence logits of the pass that found
         them: the refined quads and the last pass's plate-present probabilities (B,). coarser: for
-        each group of one scene (a photo), its `halvings`, which large windows are sampled from."""
+        each group of photos, their `halvings`, which large windows are sampled from."""
         size, margin = self.input_size, self.window_margin
         windows = torch.empty(len(corners), size, size, dtype=torch.uint8)
         for _ in range(self.config.window_passes):
-            for g, (idx, scenes) in enumerate(groups):
-                windows[idx] = window_inputs(scenes, corners[idx], size, margin, coarser=coarser[g] if coarser else ())
+            for g, (idx, scenes, rows) in enumerate(groups):
+                windows[idx] = window_inputs(scenes, corners[idx], size, margin, coarser=coarser[g] if coarser else (),
+                                             rows=rows)
             heatmaps, present_logits = self._localize(windows.unsqueeze(1))
             refined = frame_to_scene(corners, Localizer.corners(heatmaps, size), size, margin)
             # A window cut from a bad quad can give a folded one, corners thousands of pixels off
@@ -422,19 +439,19 @@ class PlateReader:
         """For scenes where the whole-scene pass led nowhere (a small plate, a busy background): a
         first pass on a grid of overlapping squares of `tile_side` of the scene's longer side, in
         which a plate looks 1 / tile_side times larger, then `refine` on the most likely."""
-        quads, present_logits, groups = self.tile_pass(grays)
+        groups = group_by_shape(grays)
+        quads, present_logits, _ = self.tile_pass(grays, groups)
         best, scene = present_logits.argmax(1), torch.arange(len(grays))
         return self.refine(groups, quads[scene, best], present_logits[scene, best])
 
-    def more_plates(self, grays: list[np.ndarray], corners: torch.Tensor, present: list[float]):
+    def more_plates(self, grays: list[np.ndarray], groups: list[Group], corners: torch.Tensor, present: list[float]):
         """Further plates of each image, for max_plates > 1: every tile whose refined quad is a
         plate (above tile_present_threshold) and overlaps no plate already found, most likely first,
         up to max_plates per image. Returns (image index, quad (4, 2), presence) triples."""
         c = self.config
-        quads, present_logits, _ = self.tile_pass(grays)
+        quads, present_logits, tile_groups = self.tile_pass(grays, groups)
         n = quads.shape[1]
-        grid_groups = self.groups_for(grays, [i for i in range(len(grays)) for _ in range(n)])
-        refined, refined_present = self.refine(grid_groups, quads.flatten(0, 1), present_logits.flatten())
+        refined, refined_present = self.refine(tile_groups, quads.flatten(0, 1), present_logits.flatten())
         refined, refined_present = refined.view(len(grays), n, 4, 2), refined_present.view(len(grays), n)
         found = []
         for i in range(len(grays)):
@@ -447,10 +464,10 @@ class PlateReader:
                     found.append((i, refined[i, k], float(refined_present[i, k])))
         return found
 
-    def tile_pass(self, grays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, list]:
+    def tile_pass(self, grays: list[np.ndarray], groups: list[Group]) -> tuple[torch.Tensor, torch.Tensor, list[Group]]:
         """The localizer's first pass on a tile_grid x tile_grid grid of overlapping squares of
         `tile_side` of each scene's longer side: quads (B, n, 4, 2) in scene pixels, presence
-        logits (B, n), and the scenes grouped by shape."""
+        logits (B, n) and the tiles' groups (`groups_for`; groups: the scenes' `group_by_shape`)."""
         size, margin, grid = self.input_size, self.window_margin, self.config.tile_grid
         n = grid * grid
         squares = []  # (left, top, side) of each tile, scene-major
@@ -460,33 +477,28 @@ class PlateReader:
             squares += [(x, y, side) for y in np.linspace(0, max(height - side, 0), grid)
                         for x in np.linspace(0, max(width - side, 0), grid)]
         frames = square_frames(*torch.tensor(squares, dtype=torch.float64).unbind(1), margin)
-        groups = group_by_shape(grays)  # once, for the tiles and for `refine`
+        tile_groups = self.groups_for(groups, [i for i in range(len(grays)) for _ in range(n)])
         tiles = torch.empty(len(frames), size, size, dtype=torch.uint8)
-        for idx, scenes in groups:
-            if max(scenes.shape[-2:]) >= self.config.photo_min_side:  # a photo's tiles: no copies of it
-                for j, i in enumerate(idx):
-                    tiles[i * n:(i + 1) * n] = window_inputs(scenes[j:j + 1], frames[i * n:(i + 1) * n], size, margin)
-                continue
-            rows = [i * n + k for i in idx for k in range(n)]
-            tiles[rows] = window_inputs(scenes.repeat_interleave(n, 0), frames[rows], size, margin)
+        for positions, scenes, rows in tile_groups:
+            tiles[positions] = window_inputs(scenes, frames[positions], size, margin, rows=rows)
         heatmaps, present_logits = self._localize(tiles.unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin).view(len(grays), n, 4, 2)
-        return quads, present_logits.view(len(grays), n), groups
+        return quads, present_logits.view(len(grays), n), tile_groups
 
-    def crops(self, groups: list[tuple[list[int], torch.Tensor]], corners: torch.Tensor) -> torch.Tensor:
+    def crops(self, groups: list[Group], corners: torch.Tensor) -> torch.Tensor:
         """Rectified plate crops (B, 1, h, w) float from grouped scenes and corners in their pixels."""
-        crops = torch.empty(sum(len(idx) for idx, _ in groups), 1, self.crop_height, self.crop_width)
-        for idx, scenes in groups:
-            crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin)
+        crops = torch.empty(sum(len(idx) for idx, _, _ in groups), 1, self.crop_height, self.crop_width)
+        for idx, scenes, rows in groups:
+            crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin, rows=rows)
         return crops
 
-    def reread(self, grays, owner: list[int], corners, texts, unsure: list[int]) -> list[tuple[str, float]]:
-        """`texts` with the candidates at positions `unsure` (in images grays[owner[k]]) read again
-        from shifted quads, each answer then voted among its readings (`best_reading`)."""
+    def reread(self, groups: list[Group], owner: list[int], corners, texts, unsure: list[int]) -> list[tuple[str, float]]:
+        """`texts` with the candidates at positions `unsure` (in images owner[k] of the images'
+        `groups`) read again from shifted quads, each answer then voted among its readings (`best_reading`)."""
         shifts = self.config.reread_shifts
         # Shift-major, in one resampling: reading k of candidate j is at k * len(unsure) + j.
-        groups = self.groups_for(grays, [owner[i] for _ in shifts for i in unsure])
-        crops = self.crops(groups, shifted_quads(corners[unsure], shifts).flatten(0, 1))
+        crops = self.crops(self.groups_for(groups, [owner[i] for _ in shifts for i in unsure]),
+                           shifted_quads(corners[unsure], shifts).flatten(0, 1))
         again = self.texts(crops, [True] * len(crops))
         texts = list(texts)
         for j, i in enumerate(unsure):

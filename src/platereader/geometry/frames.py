@@ -79,10 +79,11 @@ def whole_scene_frames(scales: torch.Tensor, size: int, margin: Margin) -> torch
 
 
 def window_inputs(scenes: torch.Tensor, frames: torch.Tensor, size: int, margin: Margin,
-                  dtype=torch.float32, coarser=()) -> torch.Tensor:
+                  dtype=torch.float32, coarser=(), rows=None) -> torch.Tensor:
     """Second-pass inputs: scenes (B, 1, H, W) unwarped from frames (B, 4, 2) -> (B, size, size) uint8.
 
-    Beyond the scene the edge pixels repeat. dtype and coarser (one scene's `halvings`): see `rectify`.
+    Beyond the scene the edge pixels repeat. dtype, coarser (the scenes' `halvings`) and rows (the
+    scene of each frame): see `rectify`.
     """
-    crops = rectify(scenes, frames, size, size, margin, dtype, coarser)
+    crops = rectify(scenes, frames, size, size, margin, dtype, coarser, rows)
     return to_uint8(crops.squeeze(1))

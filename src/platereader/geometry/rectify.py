@@ -80,7 +80,7 @@ def halvings(image: torch.Tensor, count: int) -> list[torch.Tensor]:
 
 def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
             margin: float | tuple[float, float] = 0.0, dtype: torch.dtype = torch.float32,
-            coarser: list[torch.Tensor] = ()) -> torch.Tensor:
+            coarser: list[torch.Tensor] = (), rows: torch.Tensor | None = None) -> torch.Tensor:
     """Unwarp quads from images into (B, 1, out_h, out_w) float crops.
 
     images: (B, 1, H, W) float or uint8; corners: (B, 4, 2) in pixel coordinates of those images;
@@ -89,16 +89,18 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     Where a plate is 2 or more times larger than the crop along an axis, that axis is supersampled
     (f bilinear samples averaged per crop pixel, f = whole source pixels per crop pixel) so that
     shrinking does not alias. Each crop depends only on its own image and corners, never on the
-    rest of the batch. One image (1, 1, H, W) with many corners (B, 4, 2) gives B crops of it,
-    without copying the image B times. dtype=torch.float64 is for stored data: float32 sampling differs in the last
+    rest of the batch. rows (B,): the image (row of `images`) each quad is cut from, for many
+    quads of fewer images, none of them copied; one image (1, 1, H, W) serves all the quads. dtype=torch.float64 is for stored data: float32 sampling differs in the last
     bits from run to run (vectorised kernels), enough to flip many pixels that then round to uint8;
     in float64 such flips are rare, but not absent.
-    coarser: for one image, its `halvings`: a crop that would be supersampled f >= 2 times along
+    coarser: the images' `halvings`: a crop that would be supersampled f >= 2 times along
     both axes is sampled from the one 2^k <= f times smaller instead (a box filter as wide, for
     about 1 / 4^k of the samples), so a window of a large part of a photo costs what a small one does.
     """
     images = images.to(dtype)
     corners = corners.to(torch.float32)
+    if rows is None and len(images) == 1 and len(corners) > 1:
+        rows = torch.zeros(len(corners), dtype=torch.int64)
     height, width = images.shape[-2:]
     # Source pixels per crop pixel along each axis (the longer of the two opposite quad sides).
     top = (corners[:, 1] - corners[:, 0]).norm(dim=1)
@@ -114,21 +116,34 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     for level in levels.unique().tolist():
         if level:
             idx = (levels == level).nonzero().squeeze(1)
-            out[idx] = rectify(coarser[level - 1], corners[idx] / 2 ** level, out_h, out_w, margin, dtype)
+            out[idx] = rectify(coarser[level - 1], corners[idx] / 2 ** level, out_h, out_w, margin, dtype,
+                               rows=None if rows is None else rows[idx])
     if coarser and not (levels == 0).all():
         keep = (levels == 0).nonzero().squeeze(1)
         if len(keep):
-            out[keep] = rectify(images, corners[keep], out_h, out_w, margin, dtype)
+            out[keep] = rectify(images, corners[keep], out_h, out_w, margin, dtype,
+                                rows=None if rows is None else rows[keep])
         return out
     for fy, fx in factors.unique(dim=0).tolist():
         idx = ((factors[:, 0] == fy) & (factors[:, 1] == fx)).nonzero().squeeze(1)
         grid = _sampling_grid(corners[idx], height, width, out_h * fy, out_w * fx, margin, dtype)
-        if len(images) == 1 and len(corners) > 1:  # the crops' grids side by side in one call
-            k, gh, gw = grid.shape[:3]
-            sampled = F.grid_sample(images, grid.reshape(1, k * gh, gw, 2), mode="bilinear",
-                                    padding_mode="border", align_corners=False).view(k, 1, gh, gw)
+        if rows is not None:
+            sampled = _sample_stacked(images, grid, rows[idx])
         else:
             src = images if len(idx) == len(images) else images[idx]
             sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
         out[idx] = F.avg_pool2d(sampled, (fy, fx)) if fy * fx > 1 else sampled
+    return out
+
+
+def _sample_stacked(images: torch.Tensor, grid: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """grid_sample of grids (k, gh, gw, 2), each in its image images[rows[k]] of (n, 1, H, W): one
+    call per image with its grids side by side, so a crop is sampled as it would be alone (one
+    tall image of all would need float coordinates as large as the stack, which lose bits)."""
+    k, gh, gw, _ = grid.shape
+    out = torch.empty(k, 1, gh, gw, dtype=images.dtype)
+    for row in rows.unique().tolist():
+        idx = (rows == row).nonzero().squeeze(1)
+        out[idx] = F.grid_sample(images[row:row + 1], grid[idx].reshape(1, len(idx) * gh, gw, 2), mode="bilinear",
+                                 padding_mode="border", align_corners=False).view(len(idx), 1, gh, gw)
     return out
