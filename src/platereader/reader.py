@@ -256,7 +256,8 @@ class PlateReader:
             corners = torch.cat([corners, torch.stack([e[1] for e in extra])])
             present += [e[2] for e in extra]
             found_in += [e[3] for e in extra]
-        texts = self.texts(self.crops(self.groups_for(groups, owner), corners), [p > c.present_threshold for p in present])
+        crops = self.crops(self.groups_for(groups, owner), corners)
+        texts = self.texts(crops, [p > c.present_threshold for p in present])
         unsure = [k for k, (text, conf) in enumerate(texts) if present[k] > c.present_threshold
                   and (conf < c.reread_below or formats.match(text, c.formats) is None)]
         if unsure:
@@ -347,7 +348,8 @@ class PlateReader:
         frames = square_frames(*torch.tensor(windows, dtype=torch.float64).T, margin)
         inputs = torch.empty(len(frames), size, size, dtype=torch.uint8)
         for (positions, photos, rows), photos_coarser in zip(searched, coarser):
-            inputs[positions] = window_inputs(photos, frames[positions], size, margin, coarser=photos_coarser, rows=rows)
+            inputs[positions] = window_inputs(photos, frames[positions], size, margin, coarser=photos_coarser,
+                                              rows=rows)
         heatmaps, logits = self._localize(inputs.unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
         refined, present = self.refine(searched, quads, logits, coarser)
@@ -366,7 +368,8 @@ class PlateReader:
                     found.append((i, refined[k], float(present[k])))
         return found
 
-    def search_windows(self, photos: torch.Tensor, coarser: list[torch.Tensor]) -> list[list[tuple[float, float, float]]]:
+    def search_windows(self, photos: torch.Tensor,
+                       coarser: list[torch.Tensor]) -> list[list[tuple[float, float, float]]]:
         """The photo search's windows (left, top, side) in photo pixels for each of photos (b, 1, H,
         W) of one size, from their presence maps (`photo_search`); coarser: their `halvings`."""
         c, size = self.config, self.input_size
@@ -492,7 +495,8 @@ class PlateReader:
             crops[idx] = rectify(scenes, corners[idx], self.crop_height, self.crop_width, self.crop_margin, rows=rows)
         return crops
 
-    def reread(self, groups: list[Group], owner: list[int], corners, texts, unsure: list[int]) -> list[tuple[str, float]]:
+    def reread(self, groups: list[Group], owner: list[int], corners, texts,
+               unsure: list[int]) -> list[tuple[str, float]]:
         """`texts` with the candidates at positions `unsure` (in images owner[k] of the images'
         `groups`) read again from shifted quads, each answer then voted among its readings (`best_reading`)."""
         shifts = self.config.reread_shifts

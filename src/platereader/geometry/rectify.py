@@ -90,9 +90,10 @@ def rectify(images: torch.Tensor, corners: torch.Tensor, out_h: int, out_w: int,
     (f bilinear samples averaged per crop pixel, f = whole source pixels per crop pixel) so that
     shrinking does not alias. Each crop depends only on its own image and corners, never on the
     rest of the batch. rows (B,): the image (row of `images`) each quad is cut from, for many
-    quads of fewer images, none of them copied; one image (1, 1, H, W) serves all the quads. dtype=torch.float64 is for stored data: float32 sampling differs in the last
-    bits from run to run (vectorised kernels), enough to flip many pixels that then round to uint8;
-    in float64 such flips are rare, but not absent.
+    quads of fewer images, none of them copied; one image (1, 1, H, W) serves all the quads.
+    dtype=torch.float64 is for stored data: float32 sampling differs in the last bits from run to
+    run (vectorised kernels), enough to flip many pixels that then round to uint8; in float64 such
+    flips are rare, but not absent.
     coarser: the images' `halvings`: a crop that would be supersampled f >= 2 times along
     both axes is sampled from the one 2^k <= f times smaller instead (a box filter as wide, for
     about 1 / 4^k of the samples), so a window of a large part of a photo costs what a small one does.
