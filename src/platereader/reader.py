@@ -332,17 +332,18 @@ class PlateReader:
         the localizer together (a few large calls cost less than many small ones). Returns (image
         index, quad (4, 2), presence) triples above present_threshold, each photo's most likely first."""
         c, size, margin = self.config, self.input_size, self.window_margin
-        windows, owners, searched, coarser = [], [], [], []  # (left, top, side); per window its photo
+        windows, searched, coarser = [], [], []  # (left, top, side) of all photos; their groups
+        by_photo: dict[int, list[int]] = {}  # image index -> positions of its windows
         for idx, photos, _ in groups:
             if not self.searched(photos[0, 0]):
                 continue
             coarser.append(halvings(photos, 3))  # windows of up to 8x the input's side sampled from a copy as coarse
-            rows = []
+            start, rows = len(windows), []
             for row, photo_windows in enumerate(self.search_windows(photos, coarser[-1])):
+                by_photo[idx[row]] = list(range(len(windows), len(windows) + len(photo_windows)))
                 windows += photo_windows
-                owners += [idx[row]] * len(photo_windows)
                 rows += [row] * len(photo_windows)
-            searched.append((list(range(len(owners) - len(rows), len(owners))), photos, torch.tensor(rows)))
+            searched.append((list(range(start, len(windows))), photos, torch.tensor(rows)))
         if not searched:
             return []
         frames = square_frames(*torch.tensor(windows, dtype=torch.float64).T, margin)
@@ -353,9 +354,6 @@ class PlateReader:
         heatmaps, logits = self._localize(inputs.unsqueeze(1))
         quads = frame_to_scene(frames, Localizer.corners(heatmaps, size), size, margin)
         refined, present = self.refine(searched, quads, logits, coarser)
-        by_photo: dict[int, list[int]] = {}
-        for k, i in enumerate(owners):
-            by_photo.setdefault(i, []).append(k)
         found = []
         for i, rows in by_photo.items():
             kept: list[torch.Tensor] = []

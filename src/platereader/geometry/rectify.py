@@ -145,6 +145,7 @@ def _sample_stacked(images: torch.Tensor, grid: torch.Tensor, rows: torch.Tensor
     out = torch.empty(k, 1, gh, gw, dtype=images.dtype)
     for row in rows.unique().tolist():
         idx = (rows == row).nonzero().squeeze(1)
-        out[idx] = F.grid_sample(images[row:row + 1], grid[idx].reshape(1, len(idx) * gh, gw, 2), mode="bilinear",
+        grids = grid if len(idx) == k else grid[idx]  # one image's quads: no copy of the grid
+        out[idx] = F.grid_sample(images[row:row + 1], grids.reshape(1, len(idx) * gh, gw, 2), mode="bilinear",
                                  padding_mode="border", align_corners=False).view(len(idx), 1, gh, gw)
     return out
