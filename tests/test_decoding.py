@@ -27,6 +27,8 @@ def logits_of(characters: list[dict[str, float]]) -> torch.Tensor:
 
 # A Brazilian plate ABC 0234 whose 0 the OCR read as O (0.6) before 0 (0.35).
 BRAZIL_READ_O = [{"A": 0.99}, {"B": 0.99}, {"C": 0.99}, {"O": 0.6, "0": 0.35}, {"2": 0.99}, {"3": 0.99}, {"4": 0.99}]
+# The same plate, ABC 1234, its 1 read as I.
+BRAZIL_READ_I = [{"A": 0.99}, {"B": 0.99}, {"C": 0.99}, {"I": 0.6, "1": 0.35}, {"2": 0.99}, {"3": 0.99}, {"4": 0.99}]
 
 
 def test_the_format_turns_a_confusable_character_into_the_one_it_allows():
@@ -38,12 +40,18 @@ def test_the_format_turns_a_confusable_character_into_the_one_it_allows():
 
 
 def test_an_earlier_format_wins_over_a_likelier_text_of_a_later_one():
-    logits = logits_of(BRAZIL_READ_O)  # ABCO234 fits the US format as it is read
+    logits = logits_of(BRAZIL_READ_I)  # ABCI234 fits the US format as it is read
     greedy = ctc_greedy_decode(logits)[0]
-    assert read_texts(logits, ["brazil", "us"], 5.0, [True]) == [("ABC0234", greedy[1])]
+    assert read_texts(logits, ["brazil", "us"], 5.0, [True]) == [("ABC1234", greedy[1])]
     assert read_texts(logits, ["us", "brazil"], 5.0, [True]) == [greedy]  # US first: as read
     assert read_texts(logits, ["brazil", "us"], 0.0, [True]) == [greedy]  # margin 0: as read
     assert read_texts(logits, ["brazil", "us"], 5.0, [False]) == [greedy]  # not asked to fit
+
+
+def test_an_o_on_a_us_plate_is_read_as_the_0_the_states_issue():
+    logits = logits_of(BRAZIL_READ_O)  # ABCO234: no US plate, the US has no O
+    assert read_texts(logits, ["us"], 5.0, [True])[0][0] == "ABC0234"
+    assert read_texts(logits, ["eu"], 5.0, [True])[0][0] == "ABCO234"  # Europe has O
 
 
 def test_a_text_that_fits_the_first_format_is_read_as_it_is():

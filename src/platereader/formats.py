@@ -32,6 +32,7 @@ class PlateFormat:
     pattern: str  # over ALPHABET characters only, with a named group per field
     display: str  # str.format of the fields (and of `text`, the whole): how the plate is printed
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> the values it may take
+    letters: str = LETTERS  # the letters its plates print: what the generator draws from
 
     @cached_property
     def regex(self) -> re.Pattern:
@@ -74,8 +75,10 @@ BRAZIL = PlateFormat(
     pattern=r"(?P<letters>[A-Z]{3})(?P<rest>[0-9]{4}|[0-9][A-Z][0-9]{2})",
     display="{letters} {rest}",
 )
-# United States: 2-8 letters and digits, state not needed.
-US = PlateFormat(name="us", pattern=r"[A-Z0-9]{2,8}", display="{text}")
+# United States: 2-8 letters and digits, state not needed. The states issue no letter O (their
+# registries count O and 0 as one), so an O the OCR sees on a US plate is read as the 0 it is.
+US_LETTERS = LETTERS.replace("O", "")
+US = PlateFormat(name="us", pattern=rf"[{US_LETTERS}{DIGITS}]{{2,8}}", display="{text}", letters=US_LETTERS)
 # A generic European plate: up to 9 letters and digits, at least one digit.
 EU = PlateFormat(name="eu", pattern=r"(?=[A-Z]*[0-9])[A-Z0-9]{2,9}", display="{text}")
 

@@ -203,10 +203,12 @@ def _jitter(rgb, u: float, amount: int = 12) -> int:
     return min(255, max(0, gray(rgb) + round((2 * u - 1) * amount)))
 
 
-def _fill(template: Template, rng: np.random.Generator) -> tuple[str, ...]:
-    """The template's groups filled with random characters (optional ones kept at random)."""
-    n = template.slots
-    letters, digits, anys = rng.integers(26, size=n), rng.integers(10, size=n), rng.integers(36, size=n)
+def _fill(template: Template, letters: str, rng: np.random.Generator) -> tuple[str, ...]:
+    """The template's groups filled with random `letters` (the format's) and digits (optional ones
+    kept at random)."""
+    n, either = template.slots, letters + formats.DIGITS
+    picks, digits = rng.integers(len(letters), size=n), rng.integers(10, size=n)
+    anys = rng.integers(len(either), size=n)
     keep = rng.random(n) < 0.5
     groups, i = [], 0
     for group in template.groups.split(" "):
@@ -214,8 +216,8 @@ def _fill(template: Template, rng: np.random.Generator) -> tuple[str, ...]:
         for cls in group:
             if cls.isupper() or keep[i]:
                 kind = cls.upper()
-                chars.append(formats.LETTERS[letters[i]] if kind == "L" else formats.DIGITS[digits[i]]
-                             if kind == "D" else formats.ALPHABET[anys[i]])
+                chars.append(letters[picks[i]] if kind == "L" else formats.DIGITS[digits[i]]
+                             if kind == "D" else either[anys[i]])
             i += 1
         groups.append("".join(chars))
     return tuple(g for g in groups if g)
@@ -245,7 +247,7 @@ def draw_style(rng: np.random.Generator, name: str) -> FormatStyle:
     u = rng.random(32)
     layout = layouts[_pick(u[0], [lay.weight for lay in layouts])]
     template = layout.templates[_pick(u[1], [t.weight for t in layout.templates])]
-    groups = _fill(template, rng)
+    groups = _fill(template, formats.FORMATS[name].letters, rng)
     sep = template.separators[int(u[2] * len(template.separators))]
     gaps = sep if isinstance(sep, tuple) else (sep,) * len(template.groups.split(" "))
     tokens = []
