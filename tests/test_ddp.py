@@ -136,7 +136,9 @@ def test_a_killed_two_process_run_resumes_to_the_same_model(tmp_path, one_proces
     killed, seconds = launch(tmp_path, "--kill-at", str(per_epoch + 2))  # rank 1, in epoch 2
     log = killed.stdout + killed.stderr
     assert killed.returncode != 0
-    assert "SIGKILL" in log or "Signal 9" in log, log  # torchrun names the dead rank and ends the rest
+    # torchrun names the dead rank and ends the rest; on a loaded box it may instead trip on the
+    # error file of the rank it stopped, still empty, and say so.
+    assert "SIGKILL" in log or "Signal 9" in log or "Failed to parse reply file" in log, log
     assert seconds < 100, "the surviving rank must not wait for the dead one until the timeout"
     assert torch.load(tmp_path / "rank0" / "ckpt" / "last.pt", weights_only=False)["epoch"] == 1
     assert not (tmp_path / "rank0" / "model" / "model.pt").exists()
