@@ -149,7 +149,7 @@ class ReaderParams:
     TILE_GRID = 3
     TILE_SIDE = 0.6
     TILE_PRESENT_THRESHOLD = 0.9
-    TILE_MIN_CONFIDENCE = 0.3
+    TILE_MIN_CONFIDENCE = 0.3  # also every candidate of a photo (PHOTO_MIN_SIDE below)
     MIN_CONFIDENCE = 0.1  # presence x text confidence under which no plate is reported
     # Plates reported per image at most; above 1 the tiles are searched on every image for more
     # plates (slower), at 1 only where the whole-scene pass finds none.

@@ -86,6 +86,21 @@ def test_unsure_readings_are_read_again_and_faint_ones_not_reported(p, plate, re
         assert answer["canton"] == "ZH" and answer["number"] == "123" and len(answer["corners"]) == 4
 
 
+def test_a_faint_reading_is_a_plate_in_a_small_scene_but_not_in_a_photo():
+    """In a photo the whole-image pass sees plates a few pixels wide: its readings need the photo
+    search's floor (TILE_MIN_CONFIDENCE), not MIN_CONFIDENCE."""
+    p = 0.2 ** (1 / 32)  # every column sure with p: confidence 0.2, between the two floors
+    assert CONFIG.min_confidence < 0.2 < CONFIG.tile_min_confidence
+    reader = reader_with(FixedReading("ZH123", p))
+    assert [r.plate for r in reader.read([np.full((60, 200), 128, np.uint8)])[0]] == ["ZH 123"]
+    photo = np.full((600, 800), 128, np.uint8)
+    assert max(photo.shape) >= CONFIG.photo_min_side
+    candidates = reader.inspect([photo])[0]
+    scene = next(r for r in candidates if r.found_in == "scene")
+    assert scene.text == "ZH123" and scene.format == "swiss" and scene.confidence == pytest.approx(0.2, abs=0.01)
+    assert not any(r.reported for r in candidates)
+
+
 def test_side_ratio_flags_quads_no_plate_makes():
     """A plate in perspective keeps its opposite sides within MAX_SIDE_RATIO; a quad stretched from
     a plate to a tail light does not (the reader reports no such quad)."""

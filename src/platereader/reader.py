@@ -263,10 +263,13 @@ class PlateReader:
         if unsure:
             texts = self.reread(groups, owner, corners, texts, unsure)
         answers: list[list[PlateReading]] = [[] for _ in images]
+        # In a photo the whole-image pass sees its plates a few pixels wide: a reading from it
+        # needs the floor of the searched windows, as faint ones there were strays.
+        photo = [self.searched(gray) for gray in grays]
         for k, (text, text_conf) in enumerate(texts):
             reading = PlateReading(corners[k].numpy(), present[k], text, text_conf, found_in[k])
             matched = formats.match(text, c.formats) if present[k] > c.present_threshold else None
-            floor = c.min_confidence if found_in[k] == "scene" else c.tile_min_confidence
+            floor = c.min_confidence if found_in[k] == "scene" and not photo[owner[k]] else c.tile_min_confidence
             if matched is not None:
                 reading.format, reading.fields = matched[0].name, matched[1]
                 # Too faint a reading is no plate: an empty scene reads as a plate only by chance.

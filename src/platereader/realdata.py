@@ -446,7 +446,7 @@ def error_buckets(plates: list[Plate], candidates: list, score: PhotoScore,
       (ReaderParams.FORMATS), so the reader could not report it;
     - not_reported: located, its text right and of an accepted format, yet not reported as this
       plate: presence not over PRESENT_THRESHOLD, presence x text confidence under MIN_CONFIDENCE
-      (TILE_MIN_CONFIDENCE for tile candidates), or another reading reported in its place
+      (TILE_MIN_CONFIDENCE for tile candidates and in photos), or another reading reported in its place
       (MAX_PLATES, an overlapping report, a report with a better overlap).
 
     The photo's reported candidates matched to no labelled plate are its false plates
