@@ -40,10 +40,11 @@ def test_the_format_turns_a_confusable_character_into_the_one_it_allows():
 
 
 def test_an_earlier_format_wins_over_a_likelier_text_of_a_later_one():
-    logits = logits_of(BRAZIL_READ_I)  # ABCI234 fits the US format as it is read
+    logits = logits_of(BRAZIL_READ_I)  # ABCI234 fits the US and EU formats as it is read
     greedy = ctc_greedy_decode(logits)[0]
     assert read_texts(logits, ["brazil", "us"], 5.0, [True]) == [("ABC1234", greedy[1])]
-    assert read_texts(logits, ["us", "brazil"], 5.0, [True]) == [greedy]  # US first: as read
+    assert read_texts(logits, ["eu", "brazil"], 5.0, [True]) == [greedy]  # Europe first: as read
+    assert read_texts(logits, ["us", "brazil"], 5.0, [True])[0][0] == "ABC1234"  # a US serial, too
     assert read_texts(logits, ["brazil", "us"], 0.0, [True]) == [greedy]  # margin 0: as read
     assert read_texts(logits, ["brazil", "us"], 5.0, [False]) == [greedy]  # not asked to fit
 
@@ -67,3 +68,20 @@ def test_no_text_is_made_up_where_nothing_likely_fits():
     # Characters are replaced, never added or dropped: six characters never fit ABC 1234.
     short = logits_of(BRAZIL_READ_O[:6])
     assert fit_format(short[:, 0].softmax(-1).numpy(), ["brazil"], margin=20.0) is None
+
+
+def test_a_us_reading_is_fitted_to_the_serials_states_issue():
+    # 3MVV252 (California's 1ABC234) whose last 2 the OCR read as Z (0.6) before 2 (0.35).
+    read_z = [{"3": 0.99}, {"M": 0.99}, {"V": 0.99}, {"V": 0.99}, {"2": 0.99}, {"5": 0.99}, {"Z": 0.6, "2": 0.35}]
+    logits = logits_of(read_z)
+    assert ctc_greedy_decode(logits)[0][0] == "3MVV25Z"  # a US plate as read, but no serial
+    assert read_texts(logits, ["us"], 5.0, [True])[0][0] == "3MVV252"
+    assert read_texts(logits, ["us"], 0.3, [True])[0][0] == "3MVV25Z"  # 2 too unlikely: as read
+    assert read_texts(logits, ["eu"], 5.0, [True])[0][0] == "3MVV25Z"  # Europe lists no serials
+
+
+def test_a_vanity_plate_with_no_likely_serial_is_read_as_it_is():
+    vanity = logits_of([{"G": 0.99}, {"O": 0.01, "0": 0.98}, {"L": 0.99}, {"F": 0.99}, {"3": 0.6, "E": 0.35}])
+    assert read_texts(vanity, ["us"], 5.0, [True])[0][0] == "G0LF3"  # no serial has five characters
+    sure = logits_of([{c: 0.99} for c in "7ABC23"])  # DLLLDD is no serial, nothing else likely
+    assert read_texts(sure, ["us"], 5.0, [True])[0][0] == "7ABC23"

@@ -51,3 +51,14 @@ def test_unknown_format_names_fail_with_one_line():
         formats.check_names(["swiss", "mars"], "params.py:ReaderParams.FORMATS")
     with pytest.raises(UserError, match="non-empty list"):
         formats.check_names([], "params.py:ReaderParams.FORMATS")
+
+
+def test_the_us_serials_are_the_fixed_shapes_the_generator_draws():
+    from platereader.synth.plate_formats import LAYOUTS
+
+    drawn = {t.groups.replace(" ", "") for layout in LAYOUTS["us"] for t in layout.templates}
+    assert {shape for shape in drawn if set(shape) <= set("LD")} == set(formats.US.serials)
+    assert formats.US.parse_serial("7ABC123") == {} and formats.US.parse_serial("ABC1234") == {}
+    assert formats.US.parse_serial("7ABC12") is None  # a US plate, but no serial
+    assert formats.US.parse_serial("OBC1234") is None  # and a serial, but no US plate: no O
+    assert formats.EU.parse_serial("AB123CD") is None  # Europe lists none

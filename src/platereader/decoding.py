@@ -5,7 +5,9 @@ that looks like another one, where the format allows only the other: O for 0, I 
 the digits of a Brazilian plate. `fit_format` looks, among the texts the OCR finds almost as
 likely, for one that fits: each character of the best path may be replaced by its next likeliest
 classes over the same time steps (never added or dropped), and the texts are tried from the
-likeliest down to `margin` (natural log) under the best path.
+likeliest down to `margin` (natural log) under the best path. A format with serials (the shapes
+most of its plates are issued in) is tried in them first: a US reading 3MVV25Z whose Z was almost
+a 2 reads 3MVV252.
 """
 
 from __future__ import annotations
@@ -44,13 +46,13 @@ def character_options(prob: np.ndarray, margin: float) -> list[tuple[list[float]
 
 
 def fit_format(prob: np.ndarray, accepted, margin: float) -> tuple[str, float] | None:
-    """The text of one crop's (T, C) class probabilities that fits the first of the formats
-    `accepted` any of its likely texts fit (see the module), and its log probability relative to
+    """The text of one crop's (T, C) class probabilities that fits the first of `preferences(accepted)`
+    any of its likely texts fit (see the module), and its log probability relative to
     the best path's (<= 0); None when none within `margin` fits."""
     options = character_options(prob, margin)
     if not any(_length_fits(name, len(options)) for name in accepted):
         return None  # characters are never added or dropped
-    parsers = [formats.FORMATS[name].parse for name in accepted]
+    parsers = preferences(accepted)
     start = (0,) * len(options)
     heap, seen = [(0.0, start)], {start}
     found: dict[int, tuple[str, float]] = {}  # format position in `accepted` -> first text fitting it
@@ -76,6 +78,18 @@ def fit_format(prob: np.ndarray, accepted, margin: float) -> tuple[str, float] |
     return found[min(found)] if found else None
 
 
+def preferences(accepted) -> list:
+    """What a text is tried against, most preferred first: per format of `accepted`, in order, its
+    serials (if it has any), then the format."""
+    parsers = []
+    for name in accepted:
+        plate_format = formats.FORMATS[name]
+        if plate_format.serials:
+            parsers.append(plate_format.parse_serial)
+        parsers.append(plate_format.parse)
+    return parsers
+
+
 def _length_fits(name: str, length: int) -> bool:
     low, high = formats.FORMATS[name].lengths
     return low <= length <= high
@@ -83,8 +97,8 @@ def _length_fits(name: str, length: int) -> bool:
 
 def read_texts(logits: torch.Tensor, accepted, margin: float, fit: list[bool]) -> list[tuple[str, float]]:
     """(text, confidence) per crop of the OCR's (T, B, C) logits: the best path, or where `fit`
-    is true and a likely text fits an earlier format of `accepted` than the best path does (or the
-    best path fits none), that text. The confidence stays the best path's: how surely the OCR
+    is true and a likely text fits an earlier one of `preferences(accepted)` than the best path
+    does (or the best path fits none), that text. The confidence stays the best path's: how surely the OCR
     saw the characters, which the format only tells apart (scaled down by the drop, fitted
     readings of real plates fell under the reporting floors; docs/history.md)."""
     prob = logits.float().softmax(-1)
@@ -92,8 +106,9 @@ def read_texts(logits: torch.Tensor, accepted, margin: float, fit: list[bool]) -
     if margin <= 0 or not any(fit):
         return texts
     prob = prob.numpy()
+    first = preferences(accepted)[0]
     for b, (text, conf) in enumerate(texts):
-        if fit[b] and formats.FORMATS[accepted[0]].parse(text) is None:
+        if fit[b] and first(text) is None:
             fitted = fit_format(prob[:, b], accepted, margin)
             if fitted is not None:
                 texts[b] = (fitted[0], conf)

@@ -33,10 +33,19 @@ class PlateFormat:
     display: str  # str.format of the fields (and of `text`, the whole): how the plate is printed
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> the values it may take
     letters: str = LETTERS  # the letters its plates print: what the generator draws from
+    # The shapes most of its plates are issued in (L a letter, D a digit), where the pattern also
+    # allows others (vanity plates): the decoder prefers them among texts the OCR finds likely.
+    serials: tuple[str, ...] = ()
 
     @cached_property
     def regex(self) -> re.Pattern:
         return re.compile(self.pattern)
+
+    @cached_property
+    def serial_regex(self) -> re.Pattern | None:
+        classes = {"L": f"[{self.letters}]", "D": f"[{DIGITS}]"}
+        shapes = ("".join(classes[c] for c in shape) for shape in self.serials)
+        return re.compile("|".join(shapes)) if self.serials else None
 
     @cached_property
     def lengths(self) -> tuple[int, int]:
@@ -56,6 +65,12 @@ class PlateFormat:
         if any(fields[name] not in allowed for name, allowed in self.choices.items()):
             return None
         return fields
+
+    def parse_serial(self, text: str) -> dict[str, str] | None:
+        """The fields of `text` if it is a plate of this format in one of its serials, else None."""
+        if self.serial_regex is None or not self.serial_regex.fullmatch(text):
+            return None
+        return self.parse(text)
 
     def printed(self, text: str) -> str:
         """`text` (a plate of this format) as the plate prints it, e.g. "ZH 123456"."""
@@ -77,8 +92,11 @@ BRAZIL = PlateFormat(
 )
 # United States: 2-8 letters and digits, state not needed. The states issue no letter O (their
 # registries count O and 0 as one), so an O the OCR sees on a US plate is read as the 0 it is.
+# Most states issue letter and digit blocks (ABC 1234, California's 1ABC234, 123 ABC, ...), as
+# region pattern lists such as OpenALPR's postprocess/us.patterns do.
 US_LETTERS = LETTERS.replace("O", "")
-US = PlateFormat(name="us", pattern=rf"[{US_LETTERS}{DIGITS}]{{2,8}}", display="{text}", letters=US_LETTERS)
+US = PlateFormat(name="us", pattern=rf"[{US_LETTERS}{DIGITS}]{{2,8}}", display="{text}", letters=US_LETTERS,
+                 serials=("LLLDDDD", "DLLLDDD", "LLLDDD", "DDDLLL", "LLDDDDD", "DDDDDD", "DLDDDD"))
 # A generic European plate: up to 9 letters and digits, at least one digit.
 EU = PlateFormat(name="eu", pattern=r"(?=[A-Z]*[0-9])[A-Z0-9]{2,9}", display="{text}")
 
