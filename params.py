@@ -117,6 +117,8 @@ class TrainLocalizeParams:
     WEIGHT_DECAY = 0.0001
     WIDTH = 16  # channels of the first block; the others are multiples of it
     INIT_MODEL = []  # [path] of a trained model to start from (incremental learning), [] = scratch
+    # What the forward pass computes in: "float32", "bfloat16", or "auto" (bfloat16 on CPUs with AMX).
+    PRECISION = "auto"
     HEATMAP_SIGMA = 1.0  # width of the target blob on the corner heatmaps, in heatmap cells
     HEATMAP_WEIGHT = 0.5  # weight of the heatmap cross-entropy next to the corner error
 
@@ -129,6 +131,7 @@ class TrainOCRParams:
     WEIGHT_DECAY = 0.0001
     WIDTH = 32
     INIT_MODEL = []
+    PRECISION = "auto"
 
 
 class ReaderParams:

@@ -1,5 +1,7 @@
 """Networks, rectifier, CTC decoding and the shared training loop (resume, NaN guard, init)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from platereader.nets.networks import (ALPHABET, Localizer, PlateOCR, ctc_greedy
                                        load_model, save_model)
 from platereader.nets.quantize import available as int8_available
 from platereader.geometry.rectify import halvings, rectify
-from platereader.training.loop import train
+from platereader.training.loop import forward_dtype, train
 from platereader.training.losses import ctc_loss, encode_targets, localize_loss
 from platereader.errors import UserError
 
@@ -156,6 +158,7 @@ class TinyParams:
     WEIGHT_DECAY = 1e-4
     WIDTH = 4
     INIT_MODEL = []
+    PRECISION = "auto"
 
 
 class OneEpoch(TinyParams):
@@ -211,6 +214,28 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, capsys):
     assert "resuming from the checkpoint after epoch 3 of 3" in capsys.readouterr().out
     assert again["final_val_loss"] == resumed["final_val_loss"]
     assert again["train_images_per_s"] == resumed["train_images_per_s"] > 0
+
+
+def test_precision_auto_is_bfloat16_only_on_cpus_with_amx(monkeypatch):
+    for amx in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        assert forward_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if amx else torch.float32)
+        assert forward_dtype("float32", torch.device("cpu")) == torch.float32
+        assert forward_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    assert forward_dtype("auto", torch.device("cuda")) == torch.float32
+
+
+def test_bfloat16_training_learns_and_saves_a_float32_model(tmp_path):
+    class InBFloat16(TinyParams):
+        PRECISION = "bfloat16"
+        EPOCHS = 4
+
+    summary = run_train(tmp_path, p=InBFloat16)
+    assert summary["precision"] == "bfloat16" and math.isfinite(summary["final_val_loss"])
+    rows = (tmp_path / "run" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
+    losses = [float(row.split("\t")[-1]) for row in rows]
+    assert losses[-1] < losses[0]  # it learns
+    assert all(v.dtype in (torch.float32, torch.int64) for v in weights(tmp_path / "model" / "model.pt").values())
 
 
 def test_training_without_int8_kernels_saves_the_float_network_only(tmp_path, monkeypatch):

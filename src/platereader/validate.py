@@ -59,6 +59,13 @@ def boolean(cls, attr: str) -> bool:
     return value
 
 
+def choice(cls, attr: str, allowed) -> str:
+    value = get(cls, attr)
+    if value not in allowed:
+        fail(cls, attr, f"= {value!r}: expected one of {', '.join(repr(a) for a in allowed)}")
+    return value
+
+
 def model_path(cls, attr: str) -> str:
     """An optional path to an existing model file, written [path] or [] for none ("" returned):
     `dvc exp run -S` can rewrite a list in params.py, not a string."""
