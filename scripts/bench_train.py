@@ -1,10 +1,11 @@
 """Training speed of both networks on the CPU: images/s of forward + backward + optimizer steps.
 
-    python -m scripts.bench_train [--steps 10] [--batch 128] [--plain-malloc]
+    python -m scripts.bench_train [--steps 10] [--batch 128] [--precision float32 bfloat16] [--plain-malloc]
 
 Runs on random inputs of the default shapes (speed does not depend on the data). --plain-malloc
 leaves glibc's allocator as it is, to compare with the tuning training uses
 (src/platereader/training/memory.py); run it in a separate process, the tuning cannot be undone.
+--precision times the forward pass in each precision given, as training's PRECISION sets it.
 """
 
 import os
@@ -14,18 +15,20 @@ import torch
 
 import params
 from platereader.nets.networks import Localizer, PlateOCR
+from platereader.training.loop import PRECISIONS, forward_dtype
 from platereader.training.losses import ctc_loss, localize_loss_for
 from platereader.training.memory import keep_freed_memory
 from scripts.common import parser
 
 
-def images_per_s(model, loss_fn, images, labels, steps: int) -> float:
+def images_per_s(model, loss_fn, images, labels, steps: int, dtype: torch.dtype) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     for i in range(steps + 2):  # two warm-up steps
         if i == 2:
             start = time.perf_counter()
-        loss = loss_fn(model, images, labels)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            loss = loss_fn(model, images, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -36,26 +39,29 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["float32"])
     ap.add_argument("--plain-malloc", action="store_true")
     args = ap.parse_args()
     if not args.plain_malloc:
         keep_freed_memory()
     torch.set_num_threads(os.cpu_count() or 1)
-    torch.manual_seed(0)
-    b, size = args.batch, params.PrepareLocalizeParams.INPUT_SIZE
-    corners = (torch.tensor([[0.125, 0.3], [0.875, 0.3], [0.875, 0.53], [0.125, 0.53]]) * size).expand(b, 4, 2)
-    localizer = Localizer(params.TrainLocalizeParams.WIDTH, size)
-    loss = localize_loss_for(params.TrainLocalizeParams)
-    loc = images_per_s(localizer, loss, torch.randint(0, 256, (b, size, size), dtype=torch.uint8),
-                       {"corners": corners, "present": torch.ones(b, dtype=torch.bool)}, args.steps)
-    p = params.PrepareOCRParams
-    ocr = PlateOCR(params.TrainOCRParams.WIDTH, p.CROP_HEIGHT, p.CROP_WIDTH)
-    targets = torch.randint(1, 37, (b, 8))
-    rate = images_per_s(ocr, ctc_loss, torch.randint(0, 256, (b, p.CROP_HEIGHT, p.CROP_WIDTH), dtype=torch.uint8),
-                        {"targets": targets, "lengths": torch.full((b,), 8)}, args.steps)
     malloc = "glibc defaults" if args.plain_malloc else "keep_freed_memory()"
-    print(f"batch {b}, {torch.get_num_threads()} threads, {malloc}: localizer {loc:.0f} images/s, OCR {rate:.0f} images/s")
-
+    for precision in args.precision:
+        dtype = forward_dtype(precision, torch.device("cpu"))
+        torch.manual_seed(0)
+        b, size = args.batch, params.PrepareLocalizeParams.INPUT_SIZE
+        corners = (torch.tensor([[0.125, 0.3], [0.875, 0.3], [0.875, 0.53], [0.125, 0.53]]) * size).expand(b, 4, 2)
+        localizer = Localizer(params.TrainLocalizeParams.WIDTH, size)
+        loss = localize_loss_for(params.TrainLocalizeParams)
+        loc = images_per_s(localizer, loss, torch.randint(0, 256, (b, size, size), dtype=torch.uint8),
+                           {"corners": corners, "present": torch.ones(b, dtype=torch.bool)}, args.steps, dtype)
+        p = params.PrepareOCRParams
+        ocr = PlateOCR(params.TrainOCRParams.WIDTH, p.CROP_HEIGHT, p.CROP_WIDTH)
+        targets = torch.randint(1, 37, (b, 8))
+        rate = images_per_s(ocr, ctc_loss, torch.randint(0, 256, (b, p.CROP_HEIGHT, p.CROP_WIDTH), dtype=torch.uint8),
+                            {"targets": targets, "lengths": torch.full((b,), 8)}, args.steps, dtype)
+        print(f"batch {b}, {torch.get_num_threads()} threads, {malloc}, {precision} ({str(dtype)[6:]}): "
+              f"localizer {loc:.0f} images/s, OCR {rate:.0f} images/s")
 
 if __name__ == "__main__":
     main()

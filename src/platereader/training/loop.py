@@ -47,8 +47,8 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 def forward_dtype(precision: str, dev: torch.device) -> torch.dtype:
     """What a training step's forward pass computes in (weights, optimizer and validation loss stay
-    float32). "auto": bfloat16 on a CPU with AMX, which multiplies it in hardware (training 1.6x
-    as fast on the Intel box, docs/results.md), float32 elsewhere (slower in bfloat16 without it)."""
+    float32). "auto": bfloat16 on a CPU with AMX, which multiplies it in hardware (training 1.3x
+    as fast on the Intel box, docs/history.md), float32 elsewhere (slower in bfloat16 without it)."""
     if precision == "auto":
         amx = dev.type == "cpu" and torch.cpu._is_amx_tile_supported()
         return torch.bfloat16 if amx else torch.float32
