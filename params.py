@@ -117,9 +117,9 @@ class TrainLocalizeParams:
     WEIGHT_DECAY = 0.0001
     WIDTH = 16  # channels of the first block; the others are multiples of it
     INIT_MODEL = []  # [path] of a trained model to start from (incremental learning), [] = scratch
-    # What the forward pass computes in: "float32", "bfloat16", or "auto" (bfloat16 on CPUs with AMX:
-    # 1.3x faster training there, but its models read real photos worse; docs/history.md).
-    PRECISION = "float32"
+    # What the forward pass computes in: ['float32'], ['bfloat16'], or ['auto'] (bfloat16 on CPUs with
+    # AMX: 1.3x faster training there, but its models read real photos worse; docs/history.md).
+    PRECISION = ['float32']
     HEATMAP_SIGMA = 1.0  # width of the target blob on the corner heatmaps, in heatmap cells
     HEATMAP_WEIGHT = 0.5  # weight of the heatmap cross-entropy next to the corner error
 
@@ -132,7 +132,7 @@ class TrainOCRParams:
     WEIGHT_DECAY = 0.0001
     WIDTH = 32
     INIT_MODEL = []
-    PRECISION = "float32"
+    PRECISION = ['float32']
 
 
 class ReaderParams:

@@ -37,7 +37,7 @@ class TinyParams:
     WEIGHT_DECAY = 1e-4
     WIDTH = 4
     INIT_MODEL = []
-    PRECISION = "float32"  # one run's processes against a single process: no bfloat16 rounding on top
+    PRECISION = ['float32']  # one run's processes against a single process: no bfloat16 rounding on top
 
 
 def ocr_data(n: int, seed: int) -> dict[str, np.ndarray]:

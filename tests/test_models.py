@@ -158,7 +158,7 @@ class TinyParams:
     WEIGHT_DECAY = 1e-4
     WIDTH = 4
     INIT_MODEL = []
-    PRECISION = "auto"
+    PRECISION = ['auto']
 
 
 class OneEpoch(TinyParams):
@@ -227,7 +227,7 @@ def test_precision_auto_is_bfloat16_only_on_cpus_with_amx(monkeypatch):
 
 def test_bfloat16_training_learns_and_saves_a_float32_model(tmp_path):
     class InBFloat16(TinyParams):
-        PRECISION = "bfloat16"
+        PRECISION = ['bfloat16']
         EPOCHS = 4
 
     summary = run_train(tmp_path, p=InBFloat16)

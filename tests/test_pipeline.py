@@ -106,7 +106,7 @@ def test_prepared_data_is_the_same_with_and_without_multiprocessing(repo_copy, t
     ("platereader.stages.prepare_stack", "GeneratorParams.CANTONS", ["ZH", "XX"], "XX"),
     ("platereader.stages.train_localize", "TrainLocalizeParams.EPOCHS", 0, "TrainLocalizeParams.EPOCHS"),
     ("platereader.stages.train_ocr", "TrainOCRParams.INIT_MODEL", ["missing.pt"], "INIT_MODEL"),
-    ("platereader.stages.train_ocr", "TrainOCRParams.PRECISION", "half", "expected one of 'auto'"),
+    ("platereader.stages.train_ocr", "TrainOCRParams.PRECISION", ["half"], "one of 'auto'"),
     ("platereader.stages.save_stack", "ReaderParams.FORMATS", ["mars"], "ReaderParams.FORMATS"),
 ])
 def test_bad_params_fail_with_one_line_and_write_nothing(repo_copy, module, key, value, message):

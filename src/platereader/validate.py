@@ -60,10 +60,13 @@ def boolean(cls, attr: str) -> bool:
 
 
 def choice(cls, attr: str, allowed) -> str:
+    """One name of `allowed`, written ['name']: `dvc exp run -S` can rewrite a list in params.py,
+    not a string."""
     value = get(cls, attr)
-    if value not in allowed:
-        fail(cls, attr, f"= {value!r}: expected one of {', '.join(repr(a) for a in allowed)}")
-    return value
+    if not (isinstance(value, list) and len(value) == 1 and value[0] in allowed):
+        fail(cls, attr, f"= {value!r}: expected a one-element list of one of "
+                        f"{', '.join(repr(a) for a in allowed)}, e.g. [{allowed[0]!r}]")
+    return value[0]
 
 
 def model_path(cls, attr: str) -> str:

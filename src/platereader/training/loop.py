@@ -166,7 +166,7 @@ def _train(ctx: distributed.Single, *, name: str, p, make_model: Callable[[], to
     if ctx.is_main:
         os.makedirs(checkpoint_dir, exist_ok=True)
     seen, busy = trained  # a resumed run's speed counts the epochs before the resume too
-    dtype = forward_dtype(p.PRECISION, dev)
+    dtype = forward_dtype(p.PRECISION[0], dev)
     for epoch in range(start_epoch, p.EPOCHS):
         net.train()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(p.SEED * 100003 + epoch)).to(dev)
