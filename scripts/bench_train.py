@@ -27,7 +27,7 @@ def images_per_s(model, loss_fn, images, labels, steps: int, dtype: torch.dtype)
     for i in range(steps + 2):  # two warm-up steps
         if i == 2:
             start = time.perf_counter()
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):  # as training does
             loss = loss_fn(model, images, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -46,22 +46,25 @@ def main() -> None:
         keep_freed_memory()
     torch.set_num_threads(os.cpu_count() or 1)
     malloc = "glibc defaults" if args.plain_malloc else "keep_freed_memory()"
+    torch.manual_seed(0)
+    b, size, p = args.batch, params.PrepareLocalizeParams.INPUT_SIZE, params.PrepareOCRParams
+    corners = (torch.tensor([[0.125, 0.3], [0.875, 0.3], [0.875, 0.53], [0.125, 0.53]]) * size).expand(b, 4, 2)
+    scenes = torch.randint(0, 256, (b, size, size), dtype=torch.uint8)
+    crops = torch.randint(0, 256, (b, p.CROP_HEIGHT, p.CROP_WIDTH), dtype=torch.uint8)
+    targets = torch.randint(1, 37, (b, 8))
+    loss = localize_loss_for(params.TrainLocalizeParams)
     for precision in args.precision:
         dtype = forward_dtype(precision, torch.device("cpu"))
-        torch.manual_seed(0)
-        b, size = args.batch, params.PrepareLocalizeParams.INPUT_SIZE
-        corners = (torch.tensor([[0.125, 0.3], [0.875, 0.3], [0.875, 0.53], [0.125, 0.53]]) * size).expand(b, 4, 2)
+        torch.manual_seed(0)  # the same initial weights in each precision
         localizer = Localizer(params.TrainLocalizeParams.WIDTH, size)
-        loss = localize_loss_for(params.TrainLocalizeParams)
-        loc = images_per_s(localizer, loss, torch.randint(0, 256, (b, size, size), dtype=torch.uint8),
-                           {"corners": corners, "present": torch.ones(b, dtype=torch.bool)}, args.steps, dtype)
-        p = params.PrepareOCRParams
+        loc = images_per_s(localizer, loss, scenes, {"corners": corners, "present": torch.ones(b, dtype=torch.bool)},
+                           args.steps, dtype)
         ocr = PlateOCR(params.TrainOCRParams.WIDTH, p.CROP_HEIGHT, p.CROP_WIDTH)
-        targets = torch.randint(1, 37, (b, 8))
-        rate = images_per_s(ocr, ctc_loss, torch.randint(0, 256, (b, p.CROP_HEIGHT, p.CROP_WIDTH), dtype=torch.uint8),
-                            {"targets": targets, "lengths": torch.full((b,), 8)}, args.steps, dtype)
+        rate = images_per_s(ocr, ctc_loss, crops, {"targets": targets, "lengths": torch.full((b,), 8)},
+                            args.steps, dtype)
         print(f"batch {b}, {torch.get_num_threads()} threads, {malloc}, {precision} ({str(dtype)[6:]}): "
               f"localizer {loc:.0f} images/s, OCR {rate:.0f} images/s")
+
 
 if __name__ == "__main__":
     main()
