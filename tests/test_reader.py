@@ -297,3 +297,16 @@ def test_photos_read_together_read_as_each_alone():
         assert [(r.found_in, r.reported) for r in candidates] == [(r.found_in, r.reported) for r in alone]
         assert np.array_equal([r.corners for r in candidates], [r.corners for r in alone])
         assert any(r.found_in == "photo" and r.reported for r in candidates)
+
+
+def test_a_plate_found_twice_reports_its_reading_that_saw_every_character():
+    """The whole-image pass's quad clipped the plate's first letter and read the rest surely; a
+    search window's quad covered it all. Both are one plate: it reports the complete reading."""
+    reader = reader_with(FixedReading("ZH123", 0.999))
+    readings = [candidate("KV8004", 0.97, 12, 10, "scene"), candidate("OKV8004", 0.6, 10, 10),
+                candidate("XYZ9876", 0.9, 400, 300)]
+    reader.rank(readings)
+    assert [(r.text, r.reported) for r in readings] == [("OKV8004", True), ("KV8004", False), ("XYZ9876", False)]
+    readings = [candidate("OKV8004", 0.6, 10, 10), candidate("OKV8034", 0.7, 12, 10, "scene")]
+    reader.rank(readings)  # of readings as long, the more confident
+    assert [r.text for r in readings if r.reported] == ["OKV8034"]

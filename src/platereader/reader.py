@@ -284,8 +284,9 @@ class PlateReader:
         candidates) and sort its candidates, those reported first. Reportable candidates that
         overlap (box IoU >= 0.2, chained) are one plate found by several passes (the whole image,
         tiles, the photo search's windows): a plate scores the summed confidence of its candidates,
-        so a plate found by several passes outranks a stray text found once, and reports its most
-        confident reading."""
+        so a plate found by several passes outranks a stray text found once, and reports its
+        reading with the most characters, the most confident of those (a quad that clips the plate
+        loses its end characters, often to a text more surely read: KV8004 for OKV8004)."""
         plates: list[list[PlateReading]] = []
         for reading in sorted((r for r in readings if r.reported), key=lambda r: -r.confidence):
             quad = torch.from_numpy(reading.corners)
@@ -296,7 +297,7 @@ class PlateReader:
             return sum(r.confidence for r in plate)
 
         plates.sort(key=total, reverse=True)
-        score = {id(max(p, key=lambda r: r.confidence)): total(p)
+        score = {id(max(p, key=lambda r: (len(r.text), r.confidence))): total(p)
                  for p in plates[:self.config.max_plates]}  # the reported readings' plate scores
         for reading in readings:
             reading.reported = id(reading) in score
