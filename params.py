@@ -187,4 +187,4 @@ class RealParams:
     TRAIN_DATASETS = []  # mixed into train_localize and train_ocr; [] = synthetic scenes only
     TRAIN_SHARE = 0.25  # share of the training items (so of each batch, on average) from those photos
     SEED = 6  # prepare_real's seed offset: the windows and crops it jitters around the labelled plates
-    COPIES = 8  # per labelled plate: windows for the localizer and crops for the OCR (and whole photos)
+    COPIES = 32  # per labelled plate: windows for the localizer and crops for the OCR (and whole photos)
