@@ -21,6 +21,9 @@ class GeneratorParams:
     class FORMATS:
         swiss = 1
 
+    # Share of a format's plates drawn in its two-row layouts (Brazilian motorcycle plates, square
+    # European plates; Swiss and US plates have none here): the OCR learns to read each row.
+    TWO_ROW_RATE = 0.15
     CANTONS = []  # canton codes the generator draws; [] = all 26 (platereader.formats)
     # Probability of a number with 1..6 digits (most real plates have 5-6 digits).
     DIGIT_WEIGHTS = [0.02, 0.05, 0.1, 0.18, 0.3, 0.35]

@@ -11,6 +11,7 @@ import pytest
 import params
 from platereader import formats
 from platereader.errors import UserError
+from platereader.geometry.quads import ROWS, row_quad
 from platereader.synth import backgrounds, fonts, plate_formats, plates
 from platereader.synth.scenes import (make_scene, text_length, validate_formats,
                                       validate_generator_params, with_formats)
@@ -77,11 +78,12 @@ def test_every_format_renders_a_text_it_allows(name):
     fmt = formats.FORMATS[name]
     variants, lengths, separators = set(), set(), set()
     for seed in range(60):
-        style = plate_formats.draw_style(rng(seed), name)
+        style = plate_formats.draw_style(rng(seed), name, two_row_rate=0.3)
         assert fmt.parse(style.text) is not None, style.text
         assert style.format == name and not style.back_style
-        printed = [t for t in style.tokens if t not in plate_formats.SEPARATORS]
+        printed = [t for t in style.tokens if t not in plate_formats.SEPARATORS + ("/",)]
         assert "".join(printed) == style.text  # separators are drawn, not read
+        assert "".join(style.rows) == (style.text if "/" in style.tokens else "")  # rows in reading order
         variants.add(style.variant)
         lengths.add(len(style.text))
         separators.update(t for t in style.tokens if t in plate_formats.SEPARATORS)
@@ -105,14 +107,62 @@ def test_templates_fit_their_format():
     for name, layouts in plate_formats.LAYOUTS.items():
         for layout in layouts:
             for template in layout.templates:
-                groups = template.groups.split(" ")
+                groups = [g for g in template.groups.split(" ") if g != "/"]
                 assert all(any(c.isupper() for c in g) for g in groups), template  # no group may vanish
                 assert all(len(s) == len(groups) - 1 for s in template.separators if isinstance(s, tuple))
+                assert template.groups.count("/") == (len(layout.rows) - 1 if layout.rows else 0), template
                 for longest in (False, True):
                     for any_char in "Q7":
                         text = "".join({"L": "Q", "D": "7", "A": any_char}[c.upper()]
-                                       for c in template.groups.replace(" ", "") if longest or c.isupper())
+                                       for c in template.groups.replace(" ", "").replace("/", "")
+                                       if longest or c.isupper())
                         assert formats.FORMATS[name].parse(text) is not None, (template, text)
+
+
+def two_row_style(name: str, seed: int) -> plate_formats.FormatStyle:
+    style = plate_formats.draw_style(rng(seed), name, two_row_rate=1.0)
+    assert len(style.rows) == 2 and "".join(style.rows) == style.text
+    return style
+
+
+@pytest.mark.parametrize("name", ["brazil", "eu"])
+def test_two_row_plates_print_each_row_in_its_band(name):
+    """A row's characters change the pixels of its band of the plate only, the band the reader cuts
+    that row from (geometry.quads.ROWS): labels match pixels row by row."""
+    for seed in range(4):
+        style = two_row_style(name, seed)
+        cut = style.tokens.index("/")
+        height = 60
+        image = np.asarray(plate_formats.render(style, height).image.split()[0]).astype(int)
+        for row, (lo, hi) in ((0, (0, cut)), (1, (cut + 1, len(style.tokens)))):
+            tokens = tuple("7" * len(t) if lo <= k < hi and t not in plate_formats.SEPARATORS else t
+                           for k, t in enumerate(style.tokens))
+            if tokens == style.tokens:  # a row of sevens already
+                continue
+            other = plate_formats.FormatStyle(**{**style.__dict__, "tokens": tokens})
+            changed = np.abs(np.asarray(plate_formats.render(other, height).image.split()[0]).astype(int) - image)
+            rows_changed = np.flatnonzero(changed.max(1) > 0) - plates.PAD  # plate rows, 0 at the top edge
+            top, bottom = ROWS[row]
+            assert len(rows_changed), (name, seed, row)
+            assert rows_changed.min() >= top * height - 2 and rows_changed.max() <= bottom * height + 2, (name, seed, row)
+
+
+def test_two_row_layouts_keep_to_the_reader_bands():
+    for layouts in plate_formats.LAYOUTS.values():
+        for layout in layouts:
+            assert len(layout.rows) in (0, len(ROWS)), layout.variant
+            for (y0, y1), (lo, hi) in zip(layout.rows, ROWS):
+                assert lo <= y0 < y1 <= hi, layout.variant
+                assert y1 - y0 >= max(layout.caps), layout.variant  # the characters fit their band
+
+
+def test_two_row_rate_draws_two_row_layouts():
+    assert not any(plate_formats.draw_style(rng(s), "brazil").rows for s in range(20))  # rate 0 by default
+    drawn = [plate_formats.draw_style(rng(s), "brazil", two_row_rate=0.5).variant for s in range(60)]
+    assert {"old", "mercosur", "old-moto", "mercosur-moto"} == set(drawn)
+    assert all(not plate_formats.draw_style(rng(s), "us", two_row_rate=1.0).rows for s in range(10))  # none there
+    with pytest.raises(UserError, match=r"^params.py:GeneratorParams.TWO_ROW_RATE"):
+        validate_generator_params(type("GeneratorParams", (G,), {"TWO_ROW_RATE": 1.5}))
 
 
 def test_text_changes_the_pixels():
@@ -127,7 +177,9 @@ def test_text_changes_the_pixels():
 def test_proportions_are_the_real_ones():
     aspects = {(lay.format, lay.variant): lay.aspect for lays in plate_formats.LAYOUTS.values() for lay in lays}
     assert aspects == pytest.approx({("brazil", "old"): 400 / 130, ("brazil", "mercosur"): 400 / 130,
-                                     ("us", "standard"): 2.0, ("eu", "standard"): 520 / 110})
+                                     ("brazil", "old-moto"): 200 / 170, ("brazil", "mercosur-moto"): 200 / 170,
+                                     ("us", "standard"): 2.0, ("eu", "standard"): 520 / 110,
+                                     ("eu", "square"): 280 / 200})
     flat = {"ROTATION_DEG": 0.0, "SHEAR_DEG": 0.0, "STRETCH": 0.0, "PERSPECTIVE": 0.0}
     for name in FOREIGN:
         for seed in range(3):
@@ -252,6 +304,26 @@ def test_prepare_ocr_formats_override(monkeypatch):
         with pytest.raises(UserError, match=r"^params.py:PrepareOCRParams.FORMATS") as info:
             prepare_ocr.validate_params()
         assert hint in str(info.value)
+
+
+def test_prepare_ocr_cuts_one_row_of_a_two_row_plate():
+    """A two-row plate's OCR crop is one of its rows, cut from the band the reader reads it from,
+    with that row's text; scenes of one-row plates are cut whole."""
+    from platereader.stages import prepare_ocr
+
+    p = params.PrepareOCRParams
+    two_rows = type("TwoRows", (Plain,), {"FORMATS": {"brazil": 1}, "TWO_ROW_RATE": 1.0})
+    kwargs = dict(base_seed=1, stage_seed=2, scene_size=128, crop_h=16, crop_w=64, margin=p.CROP_MARGIN,
+                  jitter=[0.0, 0.0], augmentations={})
+    chunk = prepare_ocr.make_chunk(0, 12, gen=two_rows, **kwargs)
+    texts = [str(t) for t in chunk["texts"]]
+    assert any(t.isalpha() and len(t) == 3 for t in texts) and any(len(t) == 4 and t[0].isdigit() for t in texts)
+    assert all((t.isalpha() and len(t) == 3) or (len(t) == 4 and t[0].isdigit()) for t in texts), texts
+    one_row = prepare_ocr.make_chunk(0, 12, gen=type("OneRow", (two_rows,), {"TWO_ROW_RATE": 0.0}), **kwargs)
+    assert all(formats.BRAZIL.parse(str(t)) for t in one_row["texts"])
+    quad = np.array([[0, 0], [100, 0], [100, 80], [0, 80]], np.float64)
+    assert np.allclose(row_quad(quad, ROWS[1]), [[0, 80 * ROWS[1][0]], [100, 80 * ROWS[1][0]],
+                                                [100, 80 * ROWS[1][1]], [0, 80 * ROWS[1][1]]])
 
 
 # --- prepare_localize: PrepareLocalizeParams.FORMATS -----------------------------------------------

@@ -310,3 +310,39 @@ def test_a_plate_found_twice_reports_its_reading_that_saw_every_character():
     readings = [candidate("OKV8004", 0.6, 10, 10), candidate("OKV8034", 0.7, 12, 10, "scene")]
     reader.rank(readings)  # of readings as long, the more confident
     assert [r.text for r in readings if r.reported] == ["OKV8034"]
+
+
+class ByBrightness(torch.nn.Module):
+    """An OCR stand-in that reads each crop as the text of its mean grey level: one FixedReading
+    per (least mean, text), the last whose level the crop reaches."""
+
+    def __init__(self, levels: list[tuple[float, str]], p: float = 0.999):
+        super().__init__()
+        self.config = {"crop_height": 32, "crop_width": 128}
+        self.levels = [(level, FixedReading(text, p).logits[:, 0]) for level, text in levels]
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        means = crops.mean((1, 2, 3)).tolist()
+        return torch.stack([[logits for level, logits in self.levels if mean >= level][-1] for mean in means], 1)
+
+
+def two_row_photo(width: int, height: int) -> np.ndarray:
+    """A plate-sized blob at (100, 100): its top half grey 170, its bottom half white."""
+    image = np.zeros((400, 400), np.uint8)
+    image[100:100 + height // 2, 100:100 + width] = 170
+    image[100 + height // 2:100 + height, 100:100 + width] = 255
+    return image
+
+
+def test_a_two_row_plate_is_read_row_by_row_in_reading_order():
+    """A squarish quad is also read as two rows (geometry.quads.ROWS): the top row's text, then the
+    bottom row's, where that fits an accepted format and the whole quad's reading does not."""
+    # The whole quad is grey 212 on average (reads ZZ, no format), its top row 170 (ABC), its bottom 255 (1234).
+    ocr = ByBrightness([(0, "Q"), (150, "ABC"), (200, "ZZ"), (240, "1234")])
+    reader = blob_reader(ocr)
+    reader.config = replace(CONFIG, formats=("brazil",))
+    assert [r.plate for r in reader.read([two_row_photo(100, 80)])[0]] == ["ABC 1234"]
+    assert reader.read([two_row_photo(240, 50)])[0] == []  # a wide quad is read whole only (ZZ)
+    sure = blob_reader(ByBrightness([(0, "Q"), (150, "ABC"), (200, "XYZ9876"), (240, "1234")]))
+    sure.config = reader.config  # a whole-quad reading that fits, surer than the rows: kept
+    assert [r.plate for r in sure.read([two_row_photo(100, 80)])[0]] == ["XYZ 9876"]

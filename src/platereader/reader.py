@@ -20,11 +20,11 @@ import torch.nn.functional as F
 
 from platereader import formats, validate
 from platereader.geometry.frames import fit_square, frame_to_scene, shrink, square_frames, window_inputs
-from platereader.geometry.quads import is_convex
+from platereader.geometry.quads import ROWS, TWO_ROW_ASPECTS, is_convex, quad_aspect, row_quad
 from platereader.geometry.rectify import halvings, rectify
 from platereader.images import to_gray
 from platereader.decoding import read_texts
-from platereader.nets.networks import Localizer, fold_batchnorm, load_trained
+from platereader.nets.networks import BLANK, Localizer, fold_batchnorm, load_trained
 from platereader.nets.quantize import inference_copy, int8_trunk
 
 
@@ -262,6 +262,11 @@ class PlateReader:
                   and (conf < c.reread_below or formats.match(text, c.formats) is None)]
         if unsure:
             texts = self.reread(groups, owner, corners, texts, unsure)
+        aspect = quad_aspect(corners)
+        squarish = [k for k in ((aspect >= TWO_ROW_ASPECTS[0]) & (aspect <= TWO_ROW_ASPECTS[1])).nonzero().flatten().tolist()
+                    if present[k] > c.present_threshold]
+        if squarish:
+            texts = self.read_rows(groups, owner, corners, texts, squarish)
         answers: list[list[PlateReading]] = [[] for _ in images]
         # In a photo the whole-image pass sees its plates a few pixels wide: a reading from it
         # needs the floor of the searched windows, as faint ones there were strays.
@@ -511,8 +516,31 @@ class PlateReader:
             texts[i] = best_reading([texts[i]] + again[j::len(unsure)], self.config.formats)
         return texts
 
+    def read_rows(self, groups: list[Group], owner: list[int], corners, texts,
+                  squarish: list[int]) -> list[tuple[str, float]]:
+        """`texts` with the candidates at positions `squarish` read as two-row plates where that
+        reads better: the crop of each row (geometry.quads.ROWS) read, the rows' OCR outputs joined
+        top first (a blank step between) and decoded as one crop's; that text replaces the
+        whole-quad one where it fits an accepted format and the whole-quad one fits none or is less sure."""
+        n, accepted = len(squarish), self.config.formats
+        quads = torch.cat([row_quad(corners[squarish], row) for row in ROWS])  # row-major
+        logits = self._read_text(self.crops(self.groups_for(groups, [owner[i] for _ in ROWS for i in squarish]), quads))
+        gap = torch.zeros_like(logits[:1, :n])
+        gap[..., BLANK] = 30.0  # a step that is surely blank: a row's last character never merges with the next's first
+        parts = [logits[:, r * n:(r + 1) * n] for r in range(len(ROWS))]
+        joined = torch.cat([x for part in parts for x in (part, gap)][:-1])
+        texts = list(texts)
+        for i, (text, conf) in zip(squarish, self.texts_of(joined, [True] * n)):
+            if formats.match(text, accepted) and (formats.match(texts[i][0], accepted) is None or conf > texts[i][1]):
+                texts[i] = (text, conf)
+        return texts
+
     @torch.inference_mode()
     def texts(self, crops: torch.Tensor, fit: list[bool]) -> list[tuple[str, float]]:
         """The OCR's (text, confidence) for each rectified crop, before the format check; where
         `fit` is true, a likely text that fits an accepted format (`decoding.read_texts`)."""
-        return read_texts(self._read_text(crops), self.config.formats, self.config.format_margin, fit)
+        return self.texts_of(self._read_text(crops), fit)
+
+    def texts_of(self, logits: torch.Tensor, fit: list[bool]) -> list[tuple[str, float]]:
+        """`texts` from the OCR's (T, B, C) logits."""
+        return read_texts(logits, self.config.formats, self.config.format_margin, fit)

@@ -1,9 +1,35 @@
-"""Quad geometry: polygon IoU of two convex quads and corner errors (metrics), convexity (reading)."""
+"""Quad geometry: polygon IoU of two convex quads and corner errors (metrics), convexity and the
+rows of a two-row plate (reading)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+
+# Plates that print their text on two rows (motorcycle plates, square European plates) are read
+# row by row: ROWS are the bands of the plate's height (0 top, 1 bottom) the rows sit in, which the
+# generator's two-row layouts keep to and prepare_ocr cuts its row crops from. The reader reads the
+# rows of every quad TWO_ROW_ASPECTS = (least, most) times as wide as high: a 1.2:1 motorcycle plate
+# seen at an angle narrows towards the least, a 2:1 US plate seen at an angle is under the most, a
+# 4.5:1 European plate never.
+ROWS = ((0.04, 0.46), (0.54, 0.96))
+TWO_ROW_ASPECTS = (0.6, 1.75)
+
+
+def row_quad(quads, row: tuple[float, float]):
+    """The part of quads (..., 4, 2: TL, TR, BR, BL; numpy or torch) between shares `row` = (top,
+    bottom) of their height, interpolated along the left and right sides."""
+    top, bottom = row
+    tl, tr, br, bl = (quads[..., i, :] for i in range(4))
+    corners = (tl + top * (bl - tl), tr + top * (br - tr), tr + bottom * (br - tr), tl + bottom * (bl - tl))
+    return torch.stack(corners, -2) if isinstance(quads, torch.Tensor) else np.stack(corners, -2)
+
+
+def quad_aspect(quads: torch.Tensor) -> torch.Tensor:
+    """(B, 4, 2) -> (B,): the mean of the top and bottom sides over the mean of the left and right."""
+    sides = (quads.roll(-1, 1) - quads).norm(dim=2)  # top, right, bottom, left
+    return (sides[:, 0] + sides[:, 2]) / (sides[:, 1] + sides[:, 3]).clamp_min(1e-6)
 
 
 def is_convex(quads: torch.Tensor) -> torch.Tensor:

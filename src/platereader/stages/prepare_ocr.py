@@ -2,7 +2,9 @@
 
 The jitter moves the quad by up to CORNER_JITTER = [share of the plate's width, share of its
 height], and each corner by up to half that, so the OCR learns to read the slightly off crops the
-localizer's predicted corners give in the stack.
+localizer's predicted corners give in the stack. A two-row plate gives the crop of one of its rows
+(drawn at random), cut from the jittered quad as the reader cuts it (geometry.quads.ROWS), with that
+row's text.
 Writes data/prepared/ocr/{train,val}/{images,texts}.npy and meta.json.
 """
 
@@ -15,6 +17,7 @@ import params
 from platereader import validate
 from platereader.datasets import build, item_rng, split_sizes, write_splits
 from platereader.errors import UserError, run_main
+from platereader.geometry.quads import ROWS, row_quad
 from platereader.geometry.rectify import rectify, to_uint8
 from platereader.plots import log_images, overlay
 from platereader.synth.scenes import (make_scene, perturb_quad, text_length, validate_augmentations,
@@ -67,8 +70,13 @@ def make_chunk(start: int, stop: int, base_seed: int, stage_seed: int, gen, scen
         while not scene.present:  # the OCR set holds plates only; draw again from the same RNG
             scene = make_scene(rng, gen, scene_size)
         scenes.append(scene.image)
-        corners.append(perturb_quad(scene.corners, rng, jitter, 0.0, (jitter[0] / 2, jitter[1] / 2)))
-        texts.append(scene.text)
+        quad = perturb_quad(scene.corners, rng, jitter, 0.0, (jitter[0] / 2, jitter[1] / 2))
+        text = scene.text
+        if scene.rows:
+            row = int(rng.integers(len(scene.rows)))
+            quad, text = row_quad(quad, ROWS[row]).astype(np.float32), scene.rows[row]
+        corners.append(quad)
+        texts.append(text)
     crops = rectify(torch.from_numpy(np.stack(scenes)).unsqueeze(1), torch.from_numpy(np.stack(corners)),
                     crop_h, crop_w, margin, torch.float64)  # float64: pixel flips between runs become rare
     images = to_uint8(crops.squeeze(1)).numpy()

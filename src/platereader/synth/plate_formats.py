@@ -6,8 +6,11 @@ plates (Brazil's old grey and Mercosur plates, US plates, European plates) drawn
 (plates.py); with FORMATS = {"swiss": 1} no draw is added, so those scenes are byte for byte what
 they were before other formats existed.
 
-A `Layout` (one per look: "brazil"/"old", "brazil"/"mercosur", "us", "eu") is data: its size in mm,
-its text templates, paper and ink colours, the caps and zones of its lines, its band. `draw_style`
+A `Layout` (one per look: "brazil"/"old", "brazil"/"mercosur", their two-row motorcycle plates,
+"us", "eu" and its square two-row plates) is data: its size in mm, its text templates, paper and ink
+colours, the caps and zones of its lines, its band. A two-row layout prints its text's rows in the
+bands of platereader.geometry.quads.ROWS, the halves of the plate the reader reads them from;
+`GeneratorParams.TWO_ROW_RATE` is the share of a format's plates drawn in one. `draw_style`
 draws every random choice of one plate into a `FormatStyle`; `render_style` draws it. Colours are
 written as the real RGB and converted to the gray the scenes are made of (Pillow's "L" weights), so
 a blue band is dark and a yellow plate light gray. Text separators (space, dash, dot, the German
@@ -56,7 +59,8 @@ class Template:
 
     `groups` is a string of groups split by spaces; in a group L is a letter, D a digit, A either,
     and a lower-case class (l, d, a) is optional (kept at random): "Lll Ll Dddd" is one to three
-    letters, one or two letters, one to four digits. `separators` are what may be printed between
+    letters, one or two letters, one to four digits. A group "/" starts the second row of a two-row
+    plate ("LLL / DDDD"); each row keeps at least one upper-case class. `separators` are what may be printed between
     groups (one drawn per plate, repeats weigh more): a separator, or a tuple of one per gap between
     groups; `codes` the country codes of a European band.
     """
@@ -67,7 +71,7 @@ class Template:
 
     @property
     def slots(self) -> int:
-        return len(self.groups.replace(" ", ""))
+        return len(self.groups.replace(" ", "").replace("/", ""))
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class Layout:
     holes_rate: float = 0.0  # two bolt holes at the top (US)
     sticker_rate: float = 0.0  # a registration sticker in a top corner (US)
     art_rate: float = 0.0  # a faint picture or gradient behind the text (US)
+    rows: tuple[tuple[float, float], ...] = ()  # a two-row plate's text bands (y0, y1, shares of height)
 
     @property
     def aspect(self) -> float:
@@ -119,6 +124,17 @@ LAYOUTS: dict[str, tuple[Layout, ...]] = {
                papers=(WHITE, (240, 240, 236)), inks=(BLACK,),
                caps=(0.44, 0.5, 0.56), box=(0.11, 0.97, 0.26, 0.98),
                band="top", band_size=(0.21, 0.25), radius=(0.02, 0.08)),
+        Layout("brazil", "old-moto", 0.5, (200, 170),
+               templates=(Template("LLL / DDDD"),),
+               papers=(SILVER, (160, 162, 166), (195, 196, 198)), inks=(BLACK, (40, 40, 45)),
+               caps=(0.28, 0.32), box=(0.06, 0.94, 0.0, 1.0),
+               top=Line(caps=(0.07, 0.09), box=(0.12, 0.88, 0.02, 0.13)), radius=(0.0, 0.06),
+               rows=((0.13, 0.46), (0.54, 0.96))),
+        Layout("brazil", "mercosur-moto", 0.5, (200, 170),
+               templates=(Template("LLL / DLDD"),),
+               papers=(WHITE, (240, 240, 236)), inks=(BLACK,),
+               caps=(0.26, 0.3), box=(0.1, 0.95, 0.0, 1.0),
+               band="top", band_size=(0.12, 0.14), radius=(0.02, 0.08), rows=((0.15, 0.46), (0.54, 0.96))),
     ),
     "us": (
         Layout("us", "standard", 1.0, (12 * 25.4, 6 * 25.4),
@@ -145,6 +161,14 @@ LAYOUTS: dict[str, tuple[Layout, ...]] = {
                papers=(WHITE, (240, 240, 238)), inks=(BLACK, (35, 35, 40)),
                caps=(0.62, 0.68), box=(0.0, 0.97, 0.06, 0.94),
                band="left", band_size=(0.34, 0.42), radius=(0.02, 0.08), yellow_rate=0.2),
+        Layout("eu", "square", 1.0, (280, 200),
+               templates=(Template("Lll Ll / Dddd", (" ",), 2, ("D",)), Template("LLDD / LLL", ("",), 2, ("GB",)),
+                          Template("LL DDD / LL", ("-", " "), 1, ("F", "I")), Template("DDDD / LLL", (" ",), 0.5, ("E",)),
+                          Template("LLL / DDDd", (" ",), 0.5, ("S", "PL", "CZ", "A"))),
+               papers=(WHITE, (240, 240, 238)), inks=(BLACK, (35, 35, 40)),
+               caps=(0.3, 0.34), box=(0.0, 0.96, 0.0, 1.0),
+               band="left", band_size=(0.18, 0.22), radius=(0.02, 0.08), yellow_rate=0.2,
+               rows=((0.06, 0.46), (0.54, 0.94))),
     ),
 }
 
@@ -155,7 +179,8 @@ class FormatStyle:
     format: str
     variant: str
     text: str  # what the OCR reads: the plate's characters without separators
-    tokens: tuple[str, ...]  # what is printed: groups of characters and separators
+    tokens: tuple[str, ...]  # what is printed: groups of characters and separators ("/" ends a row)
+    rows: tuple[str, ...]  # a two-row plate's text per row, top first (() for one row)
     aspect: float
     font: int
     stroke: int
@@ -212,6 +237,9 @@ def _fill(template: Template, letters: str, rng: np.random.Generator) -> tuple[s
     keep = rng.random(n) < 0.5
     groups, i = [], 0
     for group in template.groups.split(" "):
+        if group == "/":
+            groups.append(group)
+            continue
         chars = []
         for cls in group:
             if cls.isupper() or keep[i]:
@@ -241,21 +269,29 @@ BRAZIL_STATES = ("AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG
                  "PE", "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO")
 
 
-def draw_style(rng: np.random.Generator, name: str) -> FormatStyle:
-    """Draw a plate of format `name` (not "swiss"): its text, which fits the format, and its look."""
+def draw_style(rng: np.random.Generator, name: str, two_row_rate: float = 0.0) -> FormatStyle:
+    """Draw a plate of format `name` (not "swiss"): its text, which fits the format, and its look;
+    one of its two-row layouts (if it has any) at `two_row_rate`."""
     layouts = LAYOUTS[name]
+    if two_row_rate > 0 and any(lay.rows for lay in layouts):
+        two_row = bool(rng.random() < two_row_rate)
+        layouts = tuple(lay for lay in layouts if bool(lay.rows) == two_row)
+    else:
+        layouts = tuple(lay for lay in layouts if not lay.rows)
     u = rng.random(32)
     layout = layouts[_pick(u[0], [lay.weight for lay in layouts])]
     template = layout.templates[_pick(u[1], [t.weight for t in layout.templates])]
     groups = _fill(template, formats.FORMATS[name].letters, rng)
     sep = template.separators[int(u[2] * len(template.separators))]
     gaps = sep if isinstance(sep, tuple) else (sep,) * len(template.groups.split(" "))
-    tokens = []
-    for k, g in enumerate(groups):
-        if k and gaps[k - 1]:
+    tokens, k = [], 0
+    for g in groups:
+        if g != "/" and tokens and tokens[-1] != "/" and gaps[k - 1]:
             tokens.append(gaps[k - 1])
         tokens.append(g)
-    text = "".join(groups)
+        k += g != "/"
+    text = "".join(g for g in groups if g != "/")
+    rows = tuple("".join(row.split(" ")) for row in " ".join(groups).split(" / ")) if "/" in groups else ()
 
     yellow = u[3] < layout.yellow_rate
     paper = _jitter(EU_YELLOW if yellow else layout.papers[int(u[4] * len(layout.papers))], u[5])
@@ -264,10 +300,10 @@ def draw_style(rng: np.random.Generator, name: str) -> FormatStyle:
     bottom: tuple[str, ...] = ()
     label: tuple[str, ...] = ()
     band_tone = label_tone = top_tone = 0
-    if layout.variant == "old":  # "SAO PAULO - SP"
+    if layout.variant in ("old", "old-moto"):  # "SAO PAULO - SP"
         city = _words(rng, 1 + int(u[8] < 0.4), 3, 9)
         top = city + (" ", "-", " ", BRAZIL_STATES[int(u[9] * len(BRAZIL_STATES))])
-    elif layout.variant == "mercosur":
+    elif layout.variant in ("mercosur", "mercosur-moto"):
         label = ("BRASIL",)
         band_tone = _jitter(MERCOSUR_BLUE, u[9], 15)
     elif name == "us":
@@ -282,7 +318,7 @@ def draw_style(rng: np.random.Generator, name: str) -> FormatStyle:
     art = 1 + int(u[15] * 3) if u[14] < layout.art_rate else 0
     paper2 = max(0, paper - 15 - int(35 * u[16])) if art == 3 else paper
     return FormatStyle(
-        format=name, variant=layout.variant, text=text, tokens=tuple(tokens), aspect=layout.aspect,
+        format=name, variant=layout.variant, text=text, tokens=tuple(tokens), rows=rows, aspect=layout.aspect,
         font=int(rng.integers(fonts.num_format_fonts())), stroke=int(u[17] < 0.3),
         cap=layout.caps[int(u[18] * len(layout.caps))], condense=0.75 + 0.25 * float(u[19]),
         gap=0.05 + 0.12 * float(u[20]), shift=0.04 * (float(u[21]) - 0.5),
@@ -324,7 +360,7 @@ def draw(rng: np.random.Generator, gen):
         name = names[_pick(rng.random(), [float(weights[n]) for n in names])]
     if name == "swiss":
         return plates.draw_style(rng, gen)
-    return draw_style(rng, name)
+    return draw_style(rng, name, float(getattr(gen, "TWO_ROW_RATE", 0.0)))
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -458,13 +494,14 @@ def render_style(style: FormatStyle, height: int) -> plates.RenderedPlate:
     band = round(style.band * h)
     if band and style.format == "eu":
         draw.rectangle((pad, pad, pad + band - 1, pad + h - 1), fill=style.band_tone)
+        k = min(1.0, style.band / 0.34)  # a square plate's band is narrower: smaller stars and code
         # the ring of twelve stars, as dots
-        cx, cy, r = pad + band / 2, pad + 0.3 * h, 0.14 * h
-        s = max(0.5, 0.022 * h)
+        cx, cy, r = pad + band / 2, pad + 0.3 * h, 0.14 * k * h
+        s = max(0.5, 0.022 * k * h)
         for a in np.arange(12) * (np.pi / 6):
             x, y = cx + r * np.cos(a), cy + r * np.sin(a)
             draw.ellipse((x - s, y - s, x + s, y + s), fill=_jitter(EU_YELLOW, 0.5))
-        _place(plate, style.label, style.small_font, _small_cap(0.22, h), 1, 0.1, 1.0,
+        _place(plate, style.label, style.small_font, _small_cap(0.22 * k, h), 1, 0.1, 1.0,
                (1, round(0.52 * h), band - 1, round(0.92 * h)), style.label_tone, label=True)
         left = band
     elif band:  # Mercosur: blue band on top with "BRASIL", a flag on the right, a logo on the left
@@ -517,8 +554,16 @@ def render_style(style: FormatStyle, height: int) -> plates.RenderedPlate:
     y0, y1 = max(round(by0 * h), top_edge), round(by1 * h)
     shift = round(style.shift * h)
     cap = max(6, round(style.cap * h))
-    _place(plate, style.tokens, style.font, cap, style.stroke, style.gap, style.condense,
-           (x0, y0 + shift, x1, y1 + shift), style.ink)
+    lines: list[list[str]] = [[]]
+    for token in style.tokens:
+        if token == "/":
+            lines.append([])
+        else:
+            lines[-1].append(token)
+    bands = [(round(ry0 * h), round(ry1 * h)) for ry0, ry1 in layout.rows] or [(y0, y1)]
+    for line, (ly0, ly1) in zip(lines, bands):
+        _place(plate, line, style.font, cap, style.stroke, style.gap, style.condense,
+               (x0, ly0 + shift, x1, ly1 + shift), style.ink)
     image = Image.merge("La", (plate, plates._alpha(w, h, radius)))  # see plates.render_plate
     return plates.RenderedPlate(image, w, h)
 

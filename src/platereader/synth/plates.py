@@ -25,7 +25,7 @@ BACK_MM = (500.0, 110.0)
 FRONT_ASPECT = FRONT_MM[0] / FRONT_MM[1]
 BACK_ASPECT = BACK_MM[0] / BACK_MM[1]
 # Pixel heights a plate is rendered at (the compositor takes the smallest one >= the final size).
-RENDER_HEIGHTS = (20, 28, 40, 56, 80)
+RENDER_HEIGHTS = (20, 28, 40, 56, 80, 112, 160)
 CAP_RATIOS = (0.56, 0.62, 0.68)  # cap height / plate height (quantised: glyph caches stay small)
 PAD = 2  # transparent pixels around the rendered plate, so the warp's edges are anti-aliased
 
@@ -75,6 +75,10 @@ class PlateStyle:
     @property
     def format(self) -> str:  # platereader.formats name (plate_formats.py draws the others)
         return "swiss"
+
+    @property
+    def rows(self) -> tuple[str, ...]:  # Swiss plates are drawn on one row
+        return ()
 
     @property
     def variant(self) -> str:

@@ -45,6 +45,7 @@ class Scene:
     augmentations: tuple[str, ...] = ()
     format: str = ""  # the plate's format (platereader.formats.FORMATS), "" if no plate
     variant: str = ""  # its look: "front"/"back" (swiss), "old"/"mercosur" (brazil), "standard"
+    rows: tuple[str, ...] = ()  # a two-row plate's text per row, top first (() for one row)
 
     @property
     def canton(self) -> str:
@@ -185,10 +186,10 @@ def compose_scene(rng: np.random.Generator, gen, size: int = 256,
     img = bg if background is None else background.copy()
     corners = np.zeros((4, 2), np.float32)
     text = fmt = variant = ""
-    back = False
+    back, rows = False, ()
     if present:
         style = plate_formats.draw(rng, gen)
-        text, fmt, variant, back = style.text, style.format, style.variant, style.back_style
+        text, fmt, variant, back, rows = style.text, style.format, style.variant, style.back_style, style.rows
         h = plate_homography(rng, gen, size, style.aspect, codes)
         corners = apply_h(h, plate_rect(style.aspect))
         if "pad" in codes:
@@ -208,7 +209,7 @@ def compose_scene(rng: np.random.Generator, gen, size: int = 256,
             lo, hi = (int(v) for v in gen.JPEG_QUALITY)
             img = augment.jpeg(img, int(rng.integers(lo, hi + 1)))
     box = np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32) if present else np.zeros(4, np.float32)
-    return Scene(np.array(img, dtype=np.uint8), corners, box, text, present, back, tuple(codes), fmt, variant)
+    return Scene(np.array(img, dtype=np.uint8), corners, box, text, present, back, tuple(codes), fmt, variant, rows)
 
 
 def with_augmentations(gen, weights: dict):
@@ -279,7 +280,7 @@ def validate_generator_params(gen) -> None:
         validate.fail(gen, "DIGIT_WEIGHTS", f"= {digits!r}: must list {SWISS_MAX_DIGITS} weights "
                                             f"(numbers of 1..{SWISS_MAX_DIGITS} digits)")
     validate.weights(gen, "DIGIT_WEIGHTS", list(digits))
-    for name in ("BACK_STYLE_RATE", "NO_PLATE_RATE", "JPEG_RATE"):
+    for name in ("BACK_STYLE_RATE", "NO_PLATE_RATE", "JPEG_RATE", "TWO_ROW_RATE"):
         validate.number(gen, name, 0.0, 1.0)
     lo, _ = validate.pair(gen, "PLATE_WIDTH_RANGE", 0.0, 1.0, ordered=True)
     if lo <= 0:
